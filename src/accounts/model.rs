@@ -1,0 +1,135 @@
+//! The `users` table: row types and the queries on it.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::db::schema::users;
+use crate::db::DbConnection;
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub username_key: String,
+    pub email: Option<String>,
+    pub password_hash: String,
+    /// JSON array of role names.
+    pub roles: String,
+    pub disabled: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    pub id: &'a str,
+    pub username: &'a str,
+    pub username_key: &'a str,
+    pub email: Option<&'a str>,
+    pub password_hash: &'a str,
+    pub roles: &'a str,
+    pub disabled: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// The user object of API.md; never carries the password hash.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserView {
+    pub id: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub roles: Vec<String>,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl User {
+    pub fn role_list(&self) -> Vec<String> {
+        decode_roles(&self.roles)
+    }
+
+    pub fn view(&self) -> UserView {
+        UserView {
+            id: self.id.clone(),
+            username: self.username.clone(),
+            email: self.email.clone(),
+            roles: self.role_list(),
+            disabled: self.disabled,
+            created_at: self.created_at.and_utc(),
+        }
+    }
+}
+
+pub fn encode_roles(roles: &[String]) -> String {
+    serde_json::to_string(roles).unwrap_or_else(|_| "[]".to_owned())
+}
+
+fn decode_roles(json: &str) -> Vec<String> {
+    serde_json::from_str(json).unwrap_or_else(|err| {
+        log::error!("unreadable roles column ({err}); treating as no roles");
+        Vec::new()
+    })
+}
+
+pub fn insert(conn: &mut DbConnection, user: &NewUser<'_>) -> QueryResult<()> {
+    diesel::insert_into(users::table).values(user).execute(conn).map(|_| ())
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<User>> {
+    users::table.find(id).select(User::as_select()).first(conn).optional()
+}
+
+pub fn find_by_username_key(conn: &mut DbConnection, key: &str) -> QueryResult<Option<User>> {
+    users::table.filter(users::username_key.eq(key)).select(User::as_select()).first(conn).optional()
+}
+
+/// A page of users ordered by creation, and the total count.
+pub fn list(conn: &mut DbConnection, limit: i64, offset: i64) -> QueryResult<(Vec<User>, i64)> {
+    let page = users::table
+        .order((users::created_at.asc(), users::id.asc()))
+        .limit(limit)
+        .offset(offset)
+        .select(User::as_select())
+        .load(conn)?;
+    let total = users::table.count().get_result(conn)?;
+    Ok((page, total))
+}
+
+pub fn set_roles(conn: &mut DbConnection, id: &str, roles: &[String], now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((users::roles.eq(encode_roles(roles)), users::updated_at.eq(now)))
+        .execute(conn)
+}
+
+pub fn set_password_hash(conn: &mut DbConnection, id: &str, hash: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((users::password_hash.eq(hash), users::updated_at.eq(now)))
+        .execute(conn)
+}
+
+/// Replaces the hash only if it is still `old`: a concurrent password change wins.
+pub fn upgrade_password_hash(conn: &mut DbConnection, id: &str, old: &str, new: &str) -> QueryResult<usize> {
+    diesel::update(users::table.find(id).filter(users::password_hash.eq(old)))
+        .set(users::password_hash.eq(new))
+        .execute(conn)
+}
+
+pub fn set_disabled(conn: &mut DbConnection, id: &str, disabled: bool, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((users::disabled.eq(disabled), users::updated_at.eq(now)))
+        .execute(conn)
+}
+
+pub fn set_email(conn: &mut DbConnection, id: &str, email: Option<&str>, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((users::email.eq(email), users::updated_at.eq(now)))
+        .execute(conn)
+}
+
+pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {
+    diesel::delete(users::table.find(id)).execute(conn)
+}

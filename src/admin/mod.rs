@@ -1,0 +1,3 @@
+//! Admin API over users, guarded by role `admin`.
+
+pub mod handlers;

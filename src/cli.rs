@@ -1,0 +1,153 @@
+//! The command line: `signet [serve]`, `signet migrate`, `signet users ...`.
+//! Every command that touches the database brings its schema up to date first.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context};
+use base64::Engine;
+use clap::{Parser, Subcommand};
+
+use crate::accounts::password::{PasswordHasher, PasswordPolicy};
+use crate::accounts::rules::{check_roles, username_key};
+use crate::accounts::{model as users, service};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+use crate::db::{self, DbConnection};
+use crate::error::ApiError;
+use crate::Application;
+
+#[derive(Parser)]
+#[command(name = "signet", version, about = "A small JWT-issuing identity service.")]
+pub struct Cli {
+    /// A TOML file layered over the built-in defaults (also SIGNET_CONFIG).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the service (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage user accounts.
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+#[derive(Subcommand)]
+pub enum UsersCommand {
+    /// Create an account (role `user` plus any --role). Without --password-stdin
+    /// a strong password is generated and printed once.
+    Create {
+        username: String,
+        /// An extra role, e.g. `--role admin`; repeatable.
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+        #[arg(long)]
+        email: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Replace an account's roles.
+    SetRoles {
+        username: String,
+        #[arg(required = true, value_name = "ROLE")]
+        roles: Vec<String>,
+    },
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings),
+        Command::Migrate => {
+            let mut conn = open(&settings)?;
+            let applied = db::run_migrations(&mut conn)?;
+            println!("migrations applied: {}", if applied.is_empty() { "none pending".into() } else { applied.join(", ") });
+            Ok(())
+        }
+        Command::Users(UsersCommand::Create { username, roles, email, password_stdin }) => {
+            let (password, generated) = if password_stdin {
+                (read_password_line()?, false)
+            } else {
+                (generate_password()?, true)
+            };
+            let mut all_roles = vec![service::DEFAULT_ROLE.to_owned()];
+            all_roles.extend(roles);
+            let policy = PasswordPolicy {
+                min_length: settings.passwords.min_length,
+                min_strength: settings.passwords.min_strength,
+            };
+            let registration = service::check_registration(&policy, &username, email.as_deref(), &all_roles, &password)
+                .map_err(describe)?;
+            let hash = PasswordHasher::new(settings.passwords.bcrypt_cost).hash(&password)?;
+            let mut conn = open(&settings)?;
+            let user = service::insert_user(&mut conn, &registration, &hash, SystemClock.now_db()).map_err(describe)?;
+            println!("created user {} ({}) with roles {}", user.username, user.id, user.role_list().join(", "));
+            if generated {
+                println!("password: {password}");
+            }
+            Ok(())
+        }
+        Command::Users(UsersCommand::SetRoles { username, roles }) => {
+            let roles = check_roles(&roles).map_err(|e| anyhow!("{}: {}", e.field, e.message))?;
+            let mut conn = open(&settings)?;
+            let user = users::find_by_username_key(&mut conn, &username_key(&username))?
+                .ok_or_else(|| anyhow!("no user named {username}"))?;
+            users::set_roles(&mut conn, &user.id, &roles, SystemClock.now_db())?;
+            println!("{} now has roles {}", user.username, roles.join(", "));
+            Ok(())
+        }
+    }
+}
+
+fn serve(settings: Settings) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        let bind = settings.server.bind;
+        let app = Application::build(settings, Arc::new(SystemClock)).await?;
+        log::info!("signet listening on http://{}:{}", bind.ip(), app.port());
+        log::info!("create the first admin with: signet users create NAME --role admin");
+        app.run_until_stopped().await.context("server failed")
+    })
+}
+
+/// One connection with the schema brought up to date.
+fn open(settings: &Settings) -> anyhow::Result<DbConnection> {
+    let target = db::Target::parse(&settings.database.url, settings.database.connect_timeout_secs);
+    let manager = db::ConnectionManager::new(target.clone());
+    let mut conn = r2d2::ManageConnection::connect(&manager)
+        .with_context(|| format!("cannot open the database ({})", target.describe()))?;
+    db::run_migrations(&mut conn)?;
+    Ok(conn)
+}
+
+fn read_password_line() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    Ok(password.strip_suffix('\r').unwrap_or(password).to_owned())
+}
+
+/// 144 random bits, URL-safe base64.
+fn generate_password() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 18];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| anyhow!("no randomness available"))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+fn describe(err: ApiError) -> anyhow::Error {
+    match err {
+        ApiError::ValidationFailed(errors) | ApiError::WeakPassword(errors) => anyhow!(
+            "{}",
+            errors.iter().map(|e| format!("{} {}", e.field, e.message)).collect::<Vec<_>>().join("; ")
+        ),
+        ApiError::UsernameTaken => anyhow!("that username is taken"),
+        other => anyhow!("{other}"),
+    }
+}

@@ -1,0 +1,218 @@
+//! Settings, layered with the `config` crate:
+//! compiled-in `config/default.toml` < `--config FILE` / `SIGNET_CONFIG`
+//! < `DATABASE_URL` < `SIGNET__SECTION__KEY` environment variables.
+//! Every struct denies unknown fields so a typo stops start-up, naming the key.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use config::{Config, Environment, File, FileFormat};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub tokens: TokenSettings,
+    pub passwords: PasswordSettings,
+    pub registration: RegistrationSettings,
+    pub cors: CorsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub bind: SocketAddr,
+    pub workers: usize,
+    pub body_limit_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// May hold a password: `SecretString` never prints it.
+    pub url: SecretString,
+    pub pool_size: u32,
+    pub connect_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SigningAlgorithm {
+    ES256,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSettings {
+    pub issuer: String,
+    pub audience: String,
+    pub client_id: String,
+    pub algorithm: SigningAlgorithm,
+    pub access_ttl_secs: i64,
+    pub refresh_ttl_secs: i64,
+    pub session_max_secs: i64,
+    pub leeway_secs: u64,
+    pub jwks_max_age_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordSettings {
+    pub bcrypt_cost: u32,
+    pub min_length: usize,
+    pub min_strength: u8,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationSettings {
+    pub open: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSettings {
+    pub allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: `{key}` {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+impl Settings {
+    /// The production layering: defaults, the file (if any), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        let env_file = std::env::var_os("SIGNET_CONFIG");
+        let file = file.or(env_file.as_deref().map(Path::new));
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        if let Some(file) = file {
+            builder = builder.add_source(File::from(file).format(FileFormat::Toml).required(true));
+        }
+        // DATABASE_URL beats the file; SIGNET__DATABASE__URL beats DATABASE_URL.
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            if std::env::var_os("SIGNET__DATABASE__URL").is_none() {
+                builder = builder.set_override("database.url", url)?;
+            }
+        }
+        builder = builder.add_source(
+            Environment::with_prefix("SIGNET")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("cors.allowed_origins"),
+        );
+        Self::finish(builder.build()?)
+    }
+
+    /// Defaults with a TOML overlay and no environment: for tests and tools.
+    pub fn from_toml(overlay: &str) -> Result<Settings, SettingsError> {
+        let config = Config::builder()
+            .add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
+            .add_source(File::from_str(overlay, FileFormat::Toml))
+            .build()?;
+        Self::finish(config)
+    }
+
+    fn finish(config: Config) -> Result<Settings, SettingsError> {
+        let settings: Settings = config.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |key, problem: &str| Err(SettingsError::Invalid { key, problem: problem.to_owned() });
+        if self.server.body_limit_bytes < 256 {
+            return invalid("server.body_limit_bytes", "must be at least 256");
+        }
+        if self.database.pool_size == 0 {
+            return invalid("database.pool_size", "must be at least 1");
+        }
+        if self.database.connect_timeout_secs == 0 {
+            return invalid("database.connect_timeout_secs", "must be at least 1");
+        }
+        if self.database.url.expose_secret().trim().is_empty() {
+            return invalid("database.url", "must not be empty");
+        }
+        let issuer = self.tokens.issuer.as_str();
+        if !(issuer.starts_with("https://") || issuer.starts_with("http://")) || issuer.ends_with('/') {
+            return invalid("tokens.issuer", "must be an http(s) URL without a trailing slash");
+        }
+        if self.tokens.audience.is_empty() {
+            return invalid("tokens.audience", "must not be empty");
+        }
+        if self.tokens.client_id.is_empty() {
+            return invalid("tokens.client_id", "must not be empty");
+        }
+        if self.tokens.access_ttl_secs <= 0 {
+            return invalid("tokens.access_ttl_secs", "must be positive");
+        }
+        if self.tokens.refresh_ttl_secs <= 0 {
+            return invalid("tokens.refresh_ttl_secs", "must be positive");
+        }
+        if self.tokens.session_max_secs <= 0 {
+            return invalid("tokens.session_max_secs", "must be positive");
+        }
+        if !(4..=31).contains(&self.passwords.bcrypt_cost) {
+            return invalid("passwords.bcrypt_cost", "must be between 4 and 31");
+        }
+        if self.passwords.min_length == 0 || self.passwords.min_length > 1024 {
+            return invalid("passwords.min_length", "must be between 1 and 1024");
+        }
+        if self.passwords.min_strength > 4 {
+            return invalid("passwords.min_strength", "must be between 0 and 4");
+        }
+        if self.cors.allowed_origins.iter().any(|o| o == "*") {
+            return invalid("cors.allowed_origins", "must list origins; `*` is not allowed with credentials");
+        }
+        Ok(())
+    }
+
+    pub fn workers(&self) -> usize {
+        if self.server.workers == 0 {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        } else {
+            self.server.workers
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load() {
+        let settings = Settings::from_toml("").expect("defaults are valid");
+        assert_eq!(settings.tokens.access_ttl_secs, 900);
+        assert_eq!(settings.passwords.bcrypt_cost, 12);
+    }
+
+    #[test]
+    fn unknown_key_names_the_key() {
+        let err = Settings::from_toml("[server]\nbindd = \"x\"").unwrap_err().to_string();
+        assert!(err.contains("bindd"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_names_the_key() {
+        let err = Settings::from_toml("[passwords]\nbcrypt_cost = 99").unwrap_err().to_string();
+        assert!(err.contains("passwords.bcrypt_cost"), "{err}");
+        let err = Settings::from_toml("[server]\nbind = \"nope\"").unwrap_err().to_string();
+        assert!(err.contains("bind"), "{err}");
+    }
+
+    #[test]
+    fn database_url_is_not_printed() {
+        let settings = Settings::from_toml("[database]\nurl = \"postgres://u:hunter2@h/db\"").expect("valid");
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,164 @@
+//! One binary, two backends: a diesel `MultiConnection` over PostgreSQL and
+//! SQLite behind an r2d2 pool; the URL scheme picks the backend at run time.
+
+pub mod schema;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::DatabaseSettings;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+pub type Pool = r2d2::Pool<ConnectionManager>;
+pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
+
+/// Where the data lives, parsed from `database.url`.
+#[derive(Clone)]
+pub enum Target {
+    Sqlite(PathBuf),
+    Postgres(SecretString),
+}
+
+impl Target {
+    pub fn parse(url: &SecretString, connect_timeout_secs: u64) -> Target {
+        let url = url.expose_secret().trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            // libpq waits for TCP forever by default; a down database must
+            // become a quick 503, not a hung request.
+            let with_timeout = if url.contains("connect_timeout=") {
+                url.to_owned()
+            } else {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}connect_timeout={connect_timeout_secs}")
+            };
+            Target::Postgres(SecretString::from(with_timeout))
+        } else {
+            let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+            Target::Sqlite(PathBuf::from(path))
+        }
+    }
+
+    /// A description safe to log (no password).
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Sqlite(path) => format!("SQLite at {}", path.display()),
+            Target::Postgres(url) => {
+                let url = url.expose_secret();
+                let host = url.rsplit_once('@').map_or(url.split("://").nth(1).unwrap_or(""), |(_, host)| host);
+                let host = host.split('?').next().unwrap_or(host);
+                format!("PostgreSQL at {host}")
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Connection(#[from] diesel::ConnectionError),
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+    #[error("cannot create the SQLite directory {path}: {source}")]
+    Directory { path: String, source: std::io::Error },
+}
+
+/// Our own r2d2 manager: it connects to exactly the backend the URL names and
+/// returns the real error at once (diesel's derived manager would try every
+/// backend and hide the cause behind a 30 s pool timeout).
+pub struct ConnectionManager {
+    target: Target,
+}
+
+impl ConnectionManager {
+    pub fn new(target: Target) -> Self {
+        ConnectionManager { target }
+    }
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = ConnectError;
+
+    fn connect(&self) -> Result<DbConnection, ConnectError> {
+        match &self.target {
+            Target::Postgres(url) => Ok(DbConnection::Postgres(PgConnection::establish(url.expose_secret())?)),
+            Target::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|source| ConnectError::Directory { path: dir.display().to_string(), source })?;
+                }
+                let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
+                // One batch_execute per setting list: a multi-statement
+                // sql_query would silently run only the first statement.
+                conn.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                )?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectError> {
+        Ok(conn.batch_execute("SELECT 1")?)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+/// Builds the pool. The first connection is made here, directly, so a wrong
+/// URL or password is reported at start-up with the database's own words.
+pub fn connect(settings: &DatabaseSettings) -> Result<Pool, ConnectError> {
+    let target = Target::parse(&settings.url, settings.connect_timeout_secs);
+    let manager = ConnectionManager::new(target);
+    let mut first = r2d2::ManageConnection::connect(&manager)?;
+    run_migrations(&mut first)?;
+    drop(first);
+    let pool = r2d2::Pool::builder()
+        .max_size(settings.pool_size)
+        .min_idle(Some(0))
+        // Checks each connection before handing it out, so connections killed
+        // while the database was down are replaced and the service recovers.
+        .test_on_check_out(true)
+        .connection_timeout(Duration::from_secs(settings.connect_timeout_secs))
+        .error_handler(Box::new(LogErrors))
+        .build_unchecked(manager);
+    Ok(pool)
+}
+
+#[derive(Debug)]
+struct LogErrors;
+
+impl r2d2::HandleError<ConnectError> for LogErrors {
+    fn handle_error(&self, error: ConnectError) {
+        log::warn!("database connection failed: {error}");
+    }
+}
+
+/// Brings the schema up to date with the tree of the connection's backend.
+pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, ConnectError> {
+    let applied = match conn {
+        DbConnection::Postgres(pg) => pg.run_pending_migrations(POSTGRES_MIGRATIONS).map(versions),
+        DbConnection::Sqlite(sqlite) => sqlite.run_pending_migrations(SQLITE_MIGRATIONS).map(versions),
+    };
+    applied.map_err(|err| ConnectError::Query(diesel::result::Error::QueryBuilderError(err)))
+}
+
+fn versions(applied: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
+    applied.into_iter().map(|v| v.to_string()).collect()
+}

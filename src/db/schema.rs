@@ -1,0 +1,62 @@
+// @generated in the shape of `diesel print-schema`; both migration trees
+// (migrations/sqlite, migrations/postgres) produce exactly these tables and
+// columns, which tests/api/schema.rs checks.
+
+diesel::table! {
+    refresh_tokens (jti) {
+        jti -> Text,
+        session_id -> Text,
+        user_id -> Text,
+        issued_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        replaced_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Timestamp,
+        expires_at -> Timestamp,
+        user_agent -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        revoked_at -> Nullable<Timestamp>,
+        revoked_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        algorithm -> Text,
+        state -> Text,
+        private_key -> Binary,
+        key_protection -> Text,
+        public_jwk -> Text,
+        created_at -> Timestamp,
+        activated_at -> Nullable<Timestamp>,
+        retired_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        username -> Text,
+        username_key -> Text,
+        email -> Nullable<Text>,
+        password_hash -> Text,
+        roles -> Text,
+        disabled -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(refresh_tokens -> sessions (session_id));
+diesel::joinable!(sessions -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(refresh_tokens, sessions, signing_keys, users,);

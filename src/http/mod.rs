@@ -1,0 +1,165 @@
+//! App assembly: routes, extractor limits and their problem documents,
+//! middleware (CORS, security headers, request log), health endpoints.
+
+use actix_cors::Cors;
+use actix_web::error::{JsonPayloadError, PayloadError, QueryPayloadError};
+use actix_web::http::header;
+use actix_web::middleware::{DefaultHeaders, Logger};
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{web, App, HttpRequest, HttpResponse, Resource};
+use diesel::connection::SimpleConnection;
+use serde_json::json;
+
+use crate::config::Settings;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::{accounts, admin, keys, sessions};
+
+/// The OpenAPI document, kept in step with API.md.
+pub const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
+
+/// Registers every route; `main` and the tests build the same app with it.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/v1/auth")
+            .service(resource("/register").route(web::post().to(accounts::handlers::register)))
+            .service(resource("/login").route(web::post().to(sessions::handlers::login)))
+            .service(resource("/refresh").route(web::post().to(sessions::handlers::refresh)))
+            .service(resource("/logout").route(web::post().to(sessions::handlers::logout)))
+            .service(resource("/me").route(web::get().to(accounts::handlers::me))),
+    )
+    .service(
+        web::scope("/v1/admin")
+            .service(resource("/users").route(web::get().to(admin::handlers::list_users)))
+            .service(
+                resource("/users/{id}")
+                    .route(web::get().to(admin::handlers::get_user))
+                    .route(web::patch().to(admin::handlers::patch_user))
+                    .route(web::delete().to(admin::handlers::delete_user)),
+            )
+            .service(resource("/users/{id}/roles").route(web::put().to(admin::handlers::set_roles))),
+    )
+    .service(resource("/.well-known/jwks.json").route(web::get().to(keys::handlers::jwks)))
+    .service(resource("/.well-known/openid-configuration").route(web::get().to(keys::handlers::openid_configuration)))
+    .service(
+        resource("/.well-known/oauth-authorization-server").route(web::get().to(keys::handlers::authorization_server)),
+    )
+    .service(resource("/healthz").route(web::get().to(healthz)))
+    .service(resource("/readyz").route(web::get().to(readyz)))
+    .service(resource("/openapi.yaml").route(web::get().to(openapi)));
+}
+
+/// A resource whose unmatched methods get a 405 problem document.
+fn resource(path: &str) -> Resource {
+    web::resource(path).default_service(web::to(|| async { Err::<HttpResponse, _>(ApiError::MethodNotAllowed) }))
+}
+
+/// Body and query limits, answered with problem documents.
+pub fn extractor_config(settings: &Settings) -> (web::JsonConfig, web::PayloadConfig, web::QueryConfig) {
+    let limit = settings.server.body_limit_bytes;
+    let json = web::JsonConfig::default().limit(limit).error_handler(|err, _req| json_error(err).into());
+    let payload = web::PayloadConfig::default().limit(limit);
+    let query = web::QueryConfig::default()
+        .error_handler(|err: QueryPayloadError, _req| ApiError::MalformedRequest(format!("invalid query: {err}")).into());
+    (json, payload, query)
+}
+
+fn json_error(err: JsonPayloadError) -> ApiError {
+    match err {
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+        JsonPayloadError::Overflow { .. }
+        | JsonPayloadError::OverflowKnownLength { .. }
+        | JsonPayloadError::Payload(PayloadError::Overflow) => ApiError::PayloadTooLarge,
+        JsonPayloadError::Deserialize(err) => ApiError::MalformedRequest(describe_json_error(&err)),
+        _ => ApiError::MalformedRequest("The request body could not be read.".into()),
+    }
+}
+
+/// serde's messages can quote the offending value (a password sent as a
+/// number, say); keep only the ones that name a field.
+fn describe_json_error(err: &serde_json::Error) -> String {
+    let message = err.to_string();
+    if message.starts_with("missing field") || message.starts_with("unknown field") {
+        return format!("Invalid JSON body: {message}.");
+    }
+    let what = match err.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "is not valid JSON",
+        serde_json::error::Category::Data => "has a field of the wrong type",
+        serde_json::error::Category::Io => "could not be read",
+    };
+    format!("The JSON body {what} (line {}, column {}).", err.line(), err.column())
+}
+
+/// CORS from `cors.allowed_origins`: credentialed responses for listed origins
+/// only, never a wildcard; preflights cached for an hour.
+pub fn cors(settings: &Settings) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::HeaderName::from_static("x-requested-with")])
+        .supports_credentials()
+        .max_age(3600);
+    for origin in &settings.cors.allowed_origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
+}
+
+pub fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::REFERRER_POLICY, "no-referrer"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+}
+
+/// One line per request: peer, method, path without query, status, size, time.
+/// No headers and no bodies, so no tokens or passwords.
+pub fn request_log() -> Logger {
+    Logger::new("%a \"%{method}xi %U\" %s %b %Dms").custom_request_replace("method", |req| req.method().to_string())
+}
+
+pub async fn not_found(_req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// 200 when the database answers, else 503 unavailable.
+async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state
+        .db(|conn| conn.batch_execute("SELECT 1").map_err(|e| ApiError::Unavailable(e.to_string())))
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
+}
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/yaml").body(OPENAPI_YAML)
+}
+
+/// Builds the actix `App` for one worker; production and tests share it.
+pub fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let (json, payload, query) = extractor_config(&state.settings);
+    App::new()
+        .wrap(cors(&state.settings))
+        .wrap(security_headers())
+        .wrap(request_log())
+        .app_data(json)
+        .app_data(payload)
+        .app_data(query)
+        .app_data(state.verifier.clone())
+        .app_data(state)
+        .configure(routes)
+        .default_service(web::to(not_found))
+}

@@ -1,0 +1,113 @@
+//! signet: a small JWT-issuing identity service.
+//!
+//! `main.rs` parses the command line and calls into this library; the tests
+//! build the service through the same [`Application::build`].
+
+pub mod accounts;
+pub mod admin;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod keys;
+pub mod sessions;
+pub mod state;
+pub mod tokens;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{web, HttpServer};
+use anyhow::Context;
+use signet_verify::{Rules, Verifier};
+
+use crate::accounts::password::{PasswordHasher, PasswordPolicy};
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::keys::ring::KeyRing;
+use crate::state::AppState;
+
+/// A bound, ready-to-run service.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connects to the database (running migrations), loads or creates the
+    /// signing key, binds the listener. Errors say what failed.
+    pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Application> {
+        let settings = Arc::new(settings);
+        let target = db::Target::parse(&settings.database.url, settings.database.connect_timeout_secs);
+        log::info!("database: {}", target.describe());
+
+        let db_settings = settings.database.clone();
+        let pool = web::block(move || db::connect(&db_settings))
+            .await?
+            .with_context(|| format!("cannot open the database ({})", target.describe()))?;
+
+        let key_pool = pool.clone();
+        let key_clock = clock.clone();
+        let keys = web::block(move || -> anyhow::Result<KeyRing> {
+            let mut conn = key_pool.get()?;
+            KeyRing::load_or_create(&mut conn, key_clock.as_ref())
+        })
+        .await?
+        .context("cannot load the signing keys")?;
+        let keys = Arc::new(keys);
+
+        let hasher = PasswordHasher::new(settings.passwords.bcrypt_cost);
+        let dummy_hash = web::block(move || hasher.hash("signet dummy password for unknown users")).await??;
+
+        let rules = Rules {
+            issuer: settings.tokens.issuer.clone(),
+            audience: settings.tokens.audience.clone(),
+            leeway_secs: settings.tokens.leeway_secs,
+        };
+        let verifier_clock = clock.clone();
+        let verifier = web::Data::new(Verifier::with_clock(
+            keys.verification_keys(),
+            rules,
+            Arc::new(move || verifier_clock.unix()),
+        ));
+
+        let state = web::Data::new(AppState {
+            settings: settings.clone(),
+            pool,
+            clock,
+            keys,
+            hasher,
+            policy: PasswordPolicy {
+                min_length: settings.passwords.min_length,
+                min_strength: settings.passwords.min_strength,
+            },
+            dummy_hash,
+            verifier,
+        });
+
+        let listener = TcpListener::bind(settings.server.bind)
+            .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || http::app(state.clone()))
+            .workers(settings.workers())
+            .listen(listener)?
+            .run();
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    /// A handle to stop the server (tests use it to simulate a restart).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+}

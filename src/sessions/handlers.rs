@@ -1,0 +1,113 @@
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use super::service::{self, ClientInfo};
+use crate::accounts::model as users;
+use crate::accounts::rules::username_key;
+use crate::error::{ApiError, FieldError};
+use crate::state::AppState;
+use crate::tokens::{verify_refresh, TokenPair};
+
+#[derive(Deserialize)]
+pub struct LoginRequest {
+    username: String,
+    password: String,
+    #[serde(default)]
+    token_delivery: Option<String>,
+}
+
+/// POST /v1/auth/login. Unknown user and wrong password cost the same bcrypt
+/// time and get the same answer; a disabled account is told so only after
+/// the right password.
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let LoginRequest { username, password, token_delivery } = body.into_inner();
+    match token_delivery.as_deref() {
+        None | Some("body") => {}
+        Some(_) => {
+            return Err(ApiError::ValidationFailed(vec![FieldError::new(
+                "token_delivery",
+                "only \"body\" is supported by this server",
+            )]))
+        }
+    }
+
+    let key = username_key(&username);
+    let user = state.db(move |conn| Ok(users::find_by_username_key(conn, &key)?)).await?;
+
+    let hasher = state.hasher;
+    let stored = user.as_ref().map_or_else(|| state.dummy_hash.clone(), |u| u.password_hash.clone());
+    let (verification, rehash) = state
+        .blocking(move || {
+            let verification = hasher.verify(&password, &stored);
+            // Upgrade old schemes and costs while we hold the plain password.
+            let rehash = verification.needs_rehash.then(|| hasher.hash(&password).ok()).flatten();
+            (verification, rehash.map(|new| (stored, new)))
+        })
+        .await?;
+    let user = match user {
+        Some(user) if verification.matches => user,
+        _ => return Err(ApiError::InvalidCredentials),
+    };
+    if user.disabled {
+        return Err(ApiError::AccountDisabled);
+    }
+
+    let settings = state.settings.clone();
+    let signer = state.keys.signer();
+    let now = state.clock.now_db();
+    let client = client_info(&req);
+    let minted = state
+        .db(move |conn| {
+            if let Some((old, new)) = rehash {
+                users::upgrade_password_hash(conn, &user.id, &old, &new)?;
+            }
+            service::start_session(conn, &settings.tokens, &signer, &user, client, now)
+        })
+        .await?;
+    Ok(token_response(minted.pair))
+}
+
+#[derive(Deserialize)]
+pub struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// POST /v1/auth/refresh: rotation.
+pub async fn refresh(state: web::Data<AppState>, body: web::Json<RefreshRequest>) -> Result<HttpResponse, ApiError> {
+    let claims = verify_refresh(state.verifier(), &state.settings.tokens.issuer, &body.refresh_token)
+        .map_err(|_| ApiError::InvalidRefreshToken)?;
+    let settings = state.settings.clone();
+    let signer = state.keys.signer();
+    let now = state.clock.now_db();
+    let minted = state.db(move |conn| service::rotate(conn, &settings.tokens, &signer, &claims, now)).await?;
+    Ok(token_response(minted.pair))
+}
+
+/// POST /v1/auth/logout: revokes the session of the refresh token.
+pub async fn logout(state: web::Data<AppState>, body: web::Json<RefreshRequest>) -> Result<HttpResponse, ApiError> {
+    let claims = verify_refresh(state.verifier(), &state.settings.tokens.issuer, &body.refresh_token)
+        .map_err(|_| ApiError::InvalidRefreshToken)?;
+    let now = state.clock.now_db();
+    state.db(move |conn| service::end_session(conn, &claims, now)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Token responses must not be cached anywhere (RFC 6749 §5.1).
+fn token_response(pair: TokenPair) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(pair)
+}
+
+fn client_info(req: &HttpRequest) -> ClientInfo {
+    ClientInfo {
+        user_agent: req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        ip: req.peer_addr().map(|addr| addr.ip().to_string()),
+    }
+}

@@ -1,0 +1,6 @@
+//! Login sessions and the refresh-token chain: login, refresh rotation with
+//! reuse detection, logout.
+
+pub mod handlers;
+pub mod model;
+pub mod service;

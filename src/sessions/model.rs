@@ -1,0 +1,100 @@
+//! The `sessions` and `refresh_tokens` tables. Invariants live in conditional
+//! updates (`WHERE used_at IS NULL ...`) whose row counts settle races.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::schema::{refresh_tokens, sessions};
+use crate::db::DbConnection;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sessions)]
+pub struct Session {
+    pub id: String,
+    pub user_id: String,
+    pub created_at: NaiveDateTime,
+    pub last_used_at: NaiveDateTime,
+    /// Absolute end of the session, whatever the refreshes.
+    pub expires_at: NaiveDateTime,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub revoked_at: Option<NaiveDateTime>,
+    pub revoked_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct RefreshToken {
+    pub jti: String,
+    pub session_id: String,
+    pub user_id: String,
+    pub issued_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub used_at: Option<NaiveDateTime>,
+    pub replaced_by: Option<String>,
+}
+
+pub fn insert_session(conn: &mut DbConnection, session: &Session) -> QueryResult<()> {
+    diesel::insert_into(sessions::table).values(session).execute(conn).map(|_| ())
+}
+
+pub fn insert_refresh_token(conn: &mut DbConnection, token: &RefreshToken) -> QueryResult<()> {
+    diesel::insert_into(refresh_tokens::table).values(token).execute(conn).map(|_| ())
+}
+
+pub fn find_session(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Session>> {
+    sessions::table.find(id).select(Session::as_select()).first(conn).optional()
+}
+
+pub fn find_refresh_token(conn: &mut DbConnection, jti: &str) -> QueryResult<Option<RefreshToken>> {
+    refresh_tokens::table.find(jti).select(RefreshToken::as_select()).first(conn).optional()
+}
+
+/// Marks a refresh token used if, and only if, it is unused, unexpired and its
+/// session is live. Exactly one of any number of concurrent callers gets 1.
+pub fn claim_refresh_token(conn: &mut DbConnection, jti: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    let live_sessions = sessions::table
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(now))
+        .select(sessions::id);
+    diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::jti.eq(jti))
+            .filter(refresh_tokens::used_at.is_null())
+            .filter(refresh_tokens::expires_at.gt(now))
+            .filter(refresh_tokens::session_id.eq_any(live_sessions)),
+    )
+    .set(refresh_tokens::used_at.eq(now))
+    .execute(conn)
+}
+
+pub fn set_replaced_by(conn: &mut DbConnection, jti: &str, successor: &str) -> QueryResult<usize> {
+    diesel::update(refresh_tokens::table.find(jti)).set(refresh_tokens::replaced_by.eq(successor)).execute(conn)
+}
+
+pub fn touch_session(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(sessions::table.find(id)).set(sessions::last_used_at.eq(now)).execute(conn)
+}
+
+/// Revokes one live session; returns 1 if it was live.
+pub fn revoke_session(conn: &mut DbConnection, id: &str, now: NaiveDateTime, reason: &str) -> QueryResult<usize> {
+    diesel::update(sessions::table.find(id).filter(sessions::revoked_at.is_null()))
+        .set((sessions::revoked_at.eq(now), sessions::revoked_reason.eq(reason)))
+        .execute(conn)
+}
+
+/// Revokes every live session of a user, except `keep` if given.
+pub fn revoke_user_sessions(
+    conn: &mut DbConnection,
+    user_id: &str,
+    keep: Option<&str>,
+    now: NaiveDateTime,
+    reason: &str,
+) -> QueryResult<usize> {
+    let live = sessions::table.filter(sessions::user_id.eq(user_id)).filter(sessions::revoked_at.is_null());
+    let update = (sessions::revoked_at.eq(now), sessions::revoked_reason.eq(reason));
+    match keep {
+        Some(keep) => diesel::update(live.filter(sessions::id.ne(keep))).set(update).execute(conn),
+        None => diesel::update(live).set(update).execute(conn),
+    }
+}

@@ -1,0 +1,151 @@
+//! Starting sessions at login and rotating refresh tokens, on plain
+//! arguments (a connection, the settings, a signing key, "now").
+
+use chrono::{DateTime, NaiveDateTime, TimeDelta};
+use diesel::Connection;
+use uuid::Uuid;
+
+use super::model::{self, RefreshToken, Session};
+use crate::accounts::model::{self as users, User};
+use crate::config::TokenSettings;
+use crate::db::DbConnection;
+use crate::error::ApiError;
+use crate::keys::ring::SigningKey;
+use crate::tokens::{mint_pair, Minted, RefreshClaims, Subject};
+
+/// Longest user agent kept with a session.
+const MAX_USER_AGENT: usize = 256;
+
+/// Who is logging in from where, as shown in the session list.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// Starts a session for a user whose password was just proven and signs its
+/// first token pair, all in one transaction.
+pub fn start_session(
+    conn: &mut DbConnection,
+    settings: &TokenSettings,
+    key: &SigningKey,
+    user: &User,
+    client: ClientInfo,
+    now: NaiveDateTime,
+) -> Result<Minted, ApiError> {
+    let session = Session {
+        id: Uuid::new_v4().to_string(),
+        user_id: user.id.clone(),
+        created_at: now,
+        last_used_at: now,
+        expires_at: now + TimeDelta::seconds(settings.session_max_secs),
+        user_agent: client.user_agent.map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
+        ip: client.ip,
+        revoked_at: None,
+        revoked_reason: None,
+    };
+    conn.transaction(|conn| {
+        model::insert_session(conn, &session)?;
+        issue_in_session(conn, settings, key, user, &session, now)
+    })
+}
+
+/// Signs a pair in `session` and records its refresh token.
+fn issue_in_session(
+    conn: &mut DbConnection,
+    settings: &TokenSettings,
+    key: &SigningKey,
+    user: &User,
+    session: &Session,
+    now: NaiveDateTime,
+) -> Result<Minted, ApiError> {
+    let now_unix = now.and_utc().timestamp();
+    // A refresh token never outlives its session.
+    let refresh_expires_at = (now_unix + settings.refresh_ttl_secs).min(session.expires_at.and_utc().timestamp());
+    let subject = Subject {
+        user_id: &user.id,
+        username: &user.username,
+        roles: user.role_list(),
+        session_id: &session.id,
+    };
+    let minted = mint_pair(settings, key, subject, now_unix, refresh_expires_at).map_err(ApiError::internal)?;
+    model::insert_refresh_token(
+        conn,
+        &RefreshToken {
+            jti: minted.refresh_jti.clone(),
+            session_id: session.id.clone(),
+            user_id: user.id.clone(),
+            issued_at: now,
+            expires_at: unix_to_db(refresh_expires_at),
+            used_at: None,
+            replaced_by: None,
+        },
+    )?;
+    Ok(minted)
+}
+
+/// Exchanges a verified refresh token for a new pair. The conditional update
+/// in `claim_refresh_token` picks exactly one winner among concurrent
+/// refreshes; a token that was already rotated revokes its whole session.
+/// The new access token carries the user's current roles; a disabled or
+/// deleted user cannot refresh.
+pub fn rotate(
+    conn: &mut DbConnection,
+    settings: &TokenSettings,
+    key: &SigningKey,
+    claims: &RefreshClaims,
+    now: NaiveDateTime,
+) -> Result<Minted, ApiError> {
+    let rotated = conn.transaction(|conn| -> Result<Option<Minted>, ApiError> {
+        // The first statement writes, so SQLite takes its write lock here
+        // (waiting up to busy_timeout) instead of failing a later upgrade.
+        if model::claim_refresh_token(conn, &claims.jti, now)? == 0 {
+            return Ok(None);
+        }
+        let token = model::find_refresh_token(conn, &claims.jti)?.ok_or(ApiError::InvalidRefreshToken)?;
+        if token.session_id != claims.sid || token.user_id != claims.sub {
+            return Err(ApiError::InvalidRefreshToken);
+        }
+        let session = model::find_session(conn, &token.session_id)?.ok_or(ApiError::InvalidRefreshToken)?;
+        let user = users::find(conn, &token.user_id)?.ok_or(ApiError::InvalidRefreshToken)?;
+        if user.disabled {
+            return Err(ApiError::InvalidRefreshToken);
+        }
+        let minted = issue_in_session(conn, settings, key, &user, &session, now)?;
+        model::set_replaced_by(conn, &token.jti, &minted.refresh_jti)?;
+        model::touch_session(conn, &session.id, now)?;
+        Ok(Some(minted))
+    })?;
+    if let Some(minted) = rotated {
+        return Ok(minted);
+    }
+
+    // Not claimed: unknown, expired, revoked, or already used.
+    let token = model::find_refresh_token(conn, &claims.jti)?.ok_or(ApiError::InvalidRefreshToken)?;
+    if token.used_at.is_some() {
+        let revoked = model::revoke_session(conn, &token.session_id, now, "refresh_token_reused")?;
+        if revoked == 1 {
+            log::warn!(
+                "refresh token reuse detected: session {} of user {} revoked",
+                token.session_id,
+                token.user_id
+            );
+            return Err(ApiError::RefreshTokenReused);
+        }
+    }
+    Err(ApiError::InvalidRefreshToken)
+}
+
+/// Revokes the session a refresh token belongs to (logout). Idempotent.
+pub fn end_session(conn: &mut DbConnection, claims: &RefreshClaims, now: NaiveDateTime) -> Result<(), ApiError> {
+    let token = model::find_refresh_token(conn, &claims.jti)?.ok_or(ApiError::InvalidRefreshToken)?;
+    if token.session_id != claims.sid {
+        return Err(ApiError::InvalidRefreshToken);
+    }
+    model::revoke_session(conn, &token.session_id, now, "logout")?;
+    Ok(())
+}
+
+fn unix_to_db(secs: i64) -> NaiveDateTime {
+    DateTime::from_timestamp(secs, 0).unwrap_or_default().naive_utc()
+}

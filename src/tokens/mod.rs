@@ -1,0 +1,121 @@
+//! Minting signed tokens: the RFC 9068 access token and the refresh token,
+//! exactly as API.md describes them. Verification lives in `signet-verify`.
+
+use jsonwebtoken::{encode, Header};
+use serde::{Deserialize, Serialize};
+use signet_verify::{AccessClaims, Audience, TimeBound, Verifier, VerifyError};
+use uuid::Uuid;
+
+use crate::config::TokenSettings;
+use crate::keys::ring::SigningKey;
+
+pub const REFRESH_TOKEN_TYPE: &str = "refresh+jwt";
+
+/// Claims of a refresh token. Its audience is the issuer itself, so no
+/// resource server's access-token check can accept it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub sid: String,
+}
+
+impl TimeBound for RefreshClaims {
+    fn exp(&self) -> i64 {
+        self.exp
+    }
+    fn nbf(&self) -> Option<i64> {
+        None
+    }
+}
+
+/// The token pair body of API.md. In cookie mode the refresh token is left out.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    pub refresh_expires_in: i64,
+}
+
+/// Whom a pair is for.
+pub struct Subject<'a> {
+    pub user_id: &'a str,
+    pub username: &'a str,
+    pub roles: Vec<String>,
+    pub session_id: &'a str,
+}
+
+/// A freshly signed pair and what must be stored about its refresh token.
+pub struct Minted {
+    pub pair: TokenPair,
+    pub refresh_jti: String,
+    pub refresh_expires_at: i64,
+}
+
+/// Signs a new pair at `now` (Unix seconds). The refresh token expires at
+/// `refresh_expires_at` (the caller caps it by the session's lifetime); the
+/// access token never outlives it.
+pub fn mint_pair(
+    settings: &TokenSettings,
+    key: &SigningKey,
+    subject: Subject<'_>,
+    now: i64,
+    refresh_expires_at: i64,
+) -> anyhow::Result<Minted> {
+    let access_expires_at = (now + settings.access_ttl_secs).min(refresh_expires_at);
+    let access = AccessClaims {
+        iss: settings.issuer.clone(),
+        sub: subject.user_id.to_owned(),
+        aud: Audience::One(settings.audience.clone()),
+        exp: access_expires_at,
+        iat: now,
+        nbf: Some(now),
+        jti: Uuid::new_v4().to_string(),
+        client_id: settings.client_id.clone(),
+        sid: subject.session_id.to_owned(),
+        roles: subject.roles,
+        preferred_username: Some(subject.username.to_owned()),
+    };
+    let refresh = RefreshClaims {
+        iss: settings.issuer.clone(),
+        sub: subject.user_id.to_owned(),
+        aud: settings.issuer.clone(),
+        iat: now,
+        exp: refresh_expires_at,
+        jti: Uuid::new_v4().to_string(),
+        sid: subject.session_id.to_owned(),
+    };
+    let access_token = encode(&header(key, signet_verify::ACCESS_TOKEN_TYPE), &access, &key.encoding)?;
+    let refresh_token = encode(&header(key, REFRESH_TOKEN_TYPE), &refresh, &key.encoding)?;
+    Ok(Minted {
+        pair: TokenPair {
+            access_token,
+            token_type: "Bearer",
+            expires_in: access_expires_at - now,
+            refresh_token: Some(refresh_token),
+            refresh_expires_in: refresh_expires_at - now,
+        },
+        refresh_jti: refresh.jti,
+        refresh_expires_at,
+    })
+}
+
+fn header(key: &SigningKey, typ: &str) -> Header {
+    let mut header = Header::new(key.algorithm);
+    header.kid = Some(key.kid.clone());
+    header.typ = Some(typ.to_owned());
+    header
+}
+
+/// Verifies a refresh token's signature, type, issuer, audience and expiry.
+/// Whether it is still current is the session store's question.
+pub fn verify_refresh(verifier: &Verifier, issuer: &str, token: &str) -> Result<RefreshClaims, VerifyError> {
+    verifier.verify_as::<RefreshClaims>(token, REFRESH_TOKEN_TYPE, issuer)
+}
