@@ -1,0 +1,285 @@
+//! `TestApp`: the real service on port 0 with a fresh database per test (a
+//! temp SQLite file, or a fresh PostgreSQL database when
+//! `SIGNET_TEST_POSTGRES_URL` is set) and a manual clock.
+
+use std::sync::Arc;
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{json, Value};
+use signet::clock::ManualClock;
+use signet::config::Settings;
+use signet::db::{DbConnection, Pool};
+use signet::Application;
+
+pub const PASSWORD: &str = "violet-canyon-73-drift";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs one async test body against both backends: `mod name { sqlite, postgres }`.
+/// Without `SIGNET_TEST_POSTGRES_URL` the postgres variant says so and passes;
+/// `.ci/run` always sets it, so CI never skips it.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let app = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await;
+                    super::$name(app).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if !$crate::helpers::postgres_configured() {
+                        eprintln!("SIGNET_TEST_POSTGRES_URL not set: skipping the PostgreSQL run");
+                        return;
+                    }
+                    let app = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres).await;
+                    super::$name(app).await;
+                }
+            }
+        )*
+    };
+}
+
+pub fn postgres_configured() -> bool {
+    std::env::var("SIGNET_TEST_POSTGRES_URL").is_ok_and(|v| !v.is_empty())
+}
+
+/// The database a test owns; a PostgreSQL one is dropped with it.
+pub enum TestDb {
+    Sqlite { _dir: tempfile::TempDir, url: String },
+    Postgres { admin_url: String, name: String, url: String },
+}
+
+impl TestDb {
+    pub fn create(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("signet.db").display());
+                TestDb::Sqlite { _dir: dir, url }
+            }
+            Backend::Postgres => {
+                let admin_url = std::env::var("SIGNET_TEST_POSTGRES_URL").expect("SIGNET_TEST_POSTGRES_URL");
+                let name = format!("signet_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = PgConnection::establish(&admin_url).expect("PostgreSQL reachable");
+                diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).expect("create database");
+                let (base, _) = admin_url.rsplit_once('/').expect("URL with a database name");
+                let url = format!("{base}/{name}");
+                TestDb::Postgres { admin_url, name, url }
+            }
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        match self {
+            TestDb::Sqlite { url, .. } | TestDb::Postgres { url, .. } => url,
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres { admin_url, name, .. } = self {
+            if let Ok(mut conn) = PgConnection::establish(admin_url) {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn);
+            }
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: Client,
+    pub clock: Arc<ManualClock>,
+    pub settings: Settings,
+    pub backend: Backend,
+    pub handle: actix_web::dev::ServerHandle,
+    // Dropped last: the server must not outlive its database.
+    pub db: TestDb,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, "").await
+    }
+
+    /// Spawns with extra TOML layered over the test defaults.
+    pub async fn spawn_with(backend: Backend, extra_toml: &str) -> TestApp {
+        let db = TestDb::create(backend);
+        let clock = Arc::new(ManualClock::new());
+        Self::start(backend, db, clock, extra_toml).await
+    }
+
+    async fn start(backend: Backend, db: TestDb, clock: Arc<ManualClock>, extra_toml: &str) -> TestApp {
+        let settings = test_settings(db.url(), extra_toml);
+        let app = Application::build(settings.clone(), clock.clone()).await.expect("app builds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let handle = app.handle();
+        tokio::spawn(app.run_until_stopped());
+        let client = Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        TestApp { address, client, clock, settings, backend, handle, db }
+    }
+
+    /// Stops the server and starts a new one on the same database and clock.
+    pub async fn restart(self) -> TestApp {
+        let TestApp { handle, db, clock, backend, .. } = self;
+        handle.stop(true).await;
+        Self::start(backend, db, clock, "").await
+    }
+
+    /// A direct pool on the test's database, for checks the API cannot make.
+    pub fn pool(&self) -> Pool {
+        signet::db::connect(&self.settings.database).expect("pool")
+    }
+
+    pub fn conn(&self) -> r2d2::PooledConnection<signet::db::ConnectionManager> {
+        self.pool().get().expect("connection")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client.post(self.url(path)).json(body).send().await.expect("request")
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut req = self.client.get(self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        req.send().await.expect("request")
+    }
+
+    pub async fn register(&self, username: &str, password: &str) -> Response {
+        self.post_json("/v1/auth/register", &json!({"username": username, "password": password})).await
+    }
+
+    /// Registers `username` with [`PASSWORD`] and returns the user object.
+    pub async fn register_ok(&self, username: &str) -> Value {
+        let res = self.register(username, PASSWORD).await;
+        assert_eq!(res.status(), StatusCode::CREATED, "register {username}");
+        res.json().await.expect("user json")
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Response {
+        self.post_json("/v1/auth/login", &json!({"username": username, "password": password})).await
+    }
+
+    /// Logs in with [`PASSWORD`] and returns the token pair.
+    pub async fn login_ok(&self, username: &str) -> Value {
+        let res = self.login(username, PASSWORD).await;
+        assert_eq!(res.status(), StatusCode::OK, "login {username}");
+        res.json().await.expect("token pair")
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        self.post_json("/v1/auth/refresh", &json!({"refresh_token": refresh_token})).await
+    }
+
+    /// A user with roles `user` and `admin`, logged in: returns its access token.
+    pub async fn admin_token(&self, username: &str) -> String {
+        let user = self.register_ok(username).await;
+        let id = user["id"].as_str().expect("id").to_owned();
+        self.set_roles_directly(&id, &["admin", "user"]);
+        self.login_ok(username).await["access_token"].as_str().expect("token").to_owned()
+    }
+
+    pub fn set_roles_directly(&self, user_id: &str, roles: &[&str]) {
+        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        let mut conn = self.conn();
+        signet::accounts::model::set_roles(&mut conn, user_id, &roles, self.clock_now()).expect("set roles");
+    }
+
+    pub fn clock_now(&self) -> chrono::NaiveDateTime {
+        use signet::clock::Clock;
+        self.clock.now_db()
+    }
+}
+
+pub fn test_settings(db_url: &str, extra_toml: &str) -> Settings {
+    let base = format!(
+        "[server]\nbind = \"127.0.0.1:0\"\nworkers = 1\n\
+         [database]\nurl = \"{db_url}\"\npool_size = 4\n\
+         [passwords]\nbcrypt_cost = 4\n"
+    );
+    let merged = merge_toml(&base, extra_toml);
+    Settings::from_toml(&merged).expect("test settings")
+}
+
+/// Layers `extra` over `base` section by section (TOML forbids repeating a table).
+fn merge_toml(base: &str, extra: &str) -> String {
+    let mut base: toml_edit_free::Doc = toml_edit_free::parse(base);
+    base.merge(toml_edit_free::parse(extra));
+    base.render()
+}
+
+/// A tiny section-wise TOML merge, enough for flat `[section] key = value` files.
+mod toml_edit_free {
+    use std::collections::BTreeMap;
+
+    pub struct Doc(BTreeMap<String, BTreeMap<String, String>>);
+
+    pub fn parse(text: &str) -> Doc {
+        let mut doc = BTreeMap::new();
+        let mut section = String::new();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = name.to_owned();
+            } else if let Some((key, value)) = line.split_once('=') {
+                doc.entry(section.clone()).or_insert_with(BTreeMap::new).insert(key.trim().to_owned(), value.trim().to_owned());
+            }
+        }
+        Doc(doc)
+    }
+
+    impl Doc {
+        pub fn merge(&mut self, other: Doc) {
+            for (section, keys) in other.0 {
+                self.0.entry(section).or_default().extend(keys);
+            }
+        }
+
+        pub fn render(&self) -> String {
+            let mut out = String::new();
+            for (section, keys) in &self.0 {
+                out.push_str(&format!("[{section}]\n"));
+                for (key, value) in keys {
+                    out.push_str(&format!("{key} = {value}\n"));
+                }
+            }
+            out
+        }
+    }
+}
+
+/// Asserts a problem document with `status` and `code`; returns its body.
+pub async fn assert_problem(res: Response, status: u16, code: &str) -> Value {
+    assert_eq!(res.status().as_u16(), status, "status for {code}");
+    let content_type = res.headers().get("content-type").map(|v| v.to_str().unwrap_or("").to_owned());
+    assert_eq!(content_type.as_deref(), Some("application/problem+json"));
+    let body: Value = res.json().await.expect("problem json");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status);
+    assert!(body["type"].is_string() && body["title"].is_string() && body["detail"].is_string());
+    body
+}
+
+pub fn www_authenticate(res: &Response) -> String {
+    res.headers().get("www-authenticate").map(|v| v.to_str().unwrap_or("").to_owned()).unwrap_or_default()
+}
+
+#[allow(dead_code)]
+pub fn raw_conn(url: &str) -> DbConnection {
+    let target = signet::db::Target::parse(&secrecy::SecretString::from(url.to_owned()), 3);
+    r2d2::ManageConnection::connect(&signet::db::ConnectionManager::new(target)).expect("connect")
+}

@@ -1,0 +1,13 @@
+//! The one integration-test binary (one link step for all API tests).
+//! Each test spawns the real service on port 0 with its own database, on
+//! SQLite and, when SIGNET_TEST_POSTGRES_URL is set, on PostgreSQL.
+
+mod helpers;
+
+mod accounts;
+mod admin;
+mod bearer;
+mod errors;
+mod keys;
+mod schema;
+mod tokens;
