@@ -26,6 +26,8 @@ async fn a_user_gets_403_on_admin_routes(app: TestApp) {
 async fn admin_lists_and_gets_users(app: TestApp) {
     let admin = app.admin_token("root").await;
     for name in ["usr1", "usr2", "usr3"] {
+        // The list is ordered by creation time; the test clock only moves when told.
+        app.clock.advance(chrono::TimeDelta::seconds(1));
         app.register_ok(name).await;
     }
     let res = app.get("/v1/admin/users?limit=2&offset=1", Some(&admin)).await;
