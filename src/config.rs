@@ -55,6 +55,7 @@ pub struct TokenSettings {
     pub access_ttl_secs: i64,
     pub refresh_ttl_secs: i64,
     pub session_max_secs: i64,
+    pub refresh_reuse_grace_secs: i64,
     pub leeway_secs: u64,
     pub jwks_max_age_secs: u64,
 }
@@ -92,7 +93,8 @@ impl Settings {
     pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
         let env_file = std::env::var_os("SIGNET_CONFIG");
         let file = file.or(env_file.as_deref().map(Path::new));
-        let mut builder = Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
         if let Some(file) = file {
             builder = builder.add_source(File::from(file).format(FileFormat::Toml).required(true));
         }
@@ -129,7 +131,12 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), SettingsError> {
-        let invalid = |key, problem: &str| Err(SettingsError::Invalid { key, problem: problem.to_owned() });
+        let invalid = |key, problem: &str| {
+            Err(SettingsError::Invalid {
+                key,
+                problem: problem.to_owned(),
+            })
+        };
         if self.server.body_limit_bytes < 256 {
             return invalid("server.body_limit_bytes", "must be at least 256");
         }
@@ -143,8 +150,13 @@ impl Settings {
             return invalid("database.url", "must not be empty");
         }
         let issuer = self.tokens.issuer.as_str();
-        if !(issuer.starts_with("https://") || issuer.starts_with("http://")) || issuer.ends_with('/') {
-            return invalid("tokens.issuer", "must be an http(s) URL without a trailing slash");
+        if !(issuer.starts_with("https://") || issuer.starts_with("http://"))
+            || issuer.ends_with('/')
+        {
+            return invalid(
+                "tokens.issuer",
+                "must be an http(s) URL without a trailing slash",
+            );
         }
         if self.tokens.audience.is_empty() {
             return invalid("tokens.audience", "must not be empty");
@@ -161,6 +173,12 @@ impl Settings {
         if self.tokens.session_max_secs <= 0 {
             return invalid("tokens.session_max_secs", "must be positive");
         }
+        if !(0..=60).contains(&self.tokens.refresh_reuse_grace_secs) {
+            return invalid(
+                "tokens.refresh_reuse_grace_secs",
+                "must be between 0 and 60",
+            );
+        }
         if !(4..=31).contains(&self.passwords.bcrypt_cost) {
             return invalid("passwords.bcrypt_cost", "must be between 4 and 31");
         }
@@ -171,14 +189,19 @@ impl Settings {
             return invalid("passwords.min_strength", "must be between 0 and 4");
         }
         if self.cors.allowed_origins.iter().any(|o| o == "*") {
-            return invalid("cors.allowed_origins", "must list origins; `*` is not allowed with credentials");
+            return invalid(
+                "cors.allowed_origins",
+                "must list origins; `*` is not allowed with credentials",
+            );
         }
         Ok(())
     }
 
     pub fn workers(&self) -> usize {
         if self.server.workers == 0 {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
         } else {
             self.server.workers
         }
@@ -198,21 +221,28 @@ mod tests {
 
     #[test]
     fn unknown_key_names_the_key() {
-        let err = Settings::from_toml("[server]\nbindd = \"x\"").unwrap_err().to_string();
+        let err = Settings::from_toml("[server]\nbindd = \"x\"")
+            .expect_err("must fail")
+            .to_string();
         assert!(err.contains("bindd"), "{err}");
     }
 
     #[test]
     fn bad_value_names_the_key() {
-        let err = Settings::from_toml("[passwords]\nbcrypt_cost = 99").unwrap_err().to_string();
+        let err = Settings::from_toml("[passwords]\nbcrypt_cost = 99")
+            .expect_err("must fail")
+            .to_string();
         assert!(err.contains("passwords.bcrypt_cost"), "{err}");
-        let err = Settings::from_toml("[server]\nbind = \"nope\"").unwrap_err().to_string();
+        let err = Settings::from_toml("[server]\nbind = \"nope\"")
+            .expect_err("must fail")
+            .to_string();
         assert!(err.contains("bind"), "{err}");
     }
 
     #[test]
     fn database_url_is_not_printed() {
-        let settings = Settings::from_toml("[database]\nurl = \"postgres://u:hunter2@h/db\"").expect("valid");
+        let settings =
+            Settings::from_toml("[database]\nurl = \"postgres://u:hunter2@h/db\"").expect("valid");
         assert!(!format!("{settings:?}").contains("hunter2"));
     }
 }

@@ -41,7 +41,10 @@ impl Application {
     /// signing key, binds the listener. Errors say what failed.
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Application> {
         let settings = Arc::new(settings);
-        let target = db::Target::parse(&settings.database.url, settings.database.connect_timeout_secs);
+        let target = db::Target::parse(
+            &settings.database.url,
+            settings.database.connect_timeout_secs,
+        );
         log::info!("database: {}", target.describe());
 
         let db_settings = settings.database.clone();
@@ -60,7 +63,8 @@ impl Application {
         let keys = Arc::new(keys);
 
         let hasher = PasswordHasher::new(settings.passwords.bcrypt_cost);
-        let dummy_hash = web::block(move || hasher.hash("signet dummy password for unknown users")).await??;
+        let dummy_hash =
+            web::block(move || hasher.hash("signet dummy password for unknown users")).await??;
 
         let rules = Rules {
             issuer: settings.tokens.issuer.clone(),

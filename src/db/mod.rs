@@ -46,7 +46,10 @@ impl Target {
             };
             Target::Postgres(SecretString::from(with_timeout))
         } else {
-            let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+            let path = url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+                .unwrap_or(url);
             Target::Sqlite(PathBuf::from(path))
         }
     }
@@ -57,7 +60,9 @@ impl Target {
             Target::Sqlite(path) => format!("SQLite at {}", path.display()),
             Target::Postgres(url) => {
                 let url = url.expose_secret();
-                let host = url.rsplit_once('@').map_or(url.split("://").nth(1).unwrap_or(""), |(_, host)| host);
+                let host = url
+                    .rsplit_once('@')
+                    .map_or(url.split("://").nth(1).unwrap_or(""), |(_, host)| host);
                 let host = host.split('?').next().unwrap_or(host);
                 format!("PostgreSQL at {host}")
             }
@@ -72,7 +77,10 @@ pub enum ConnectError {
     #[error(transparent)]
     Query(#[from] diesel::result::Error),
     #[error("cannot create the SQLite directory {path}: {source}")]
-    Directory { path: String, source: std::io::Error },
+    Directory {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Our own r2d2 manager: it connects to exactly the backend the URL names and
@@ -94,18 +102,24 @@ impl r2d2::ManageConnection for ConnectionManager {
 
     fn connect(&self) -> Result<DbConnection, ConnectError> {
         match &self.target {
-            Target::Postgres(url) => Ok(DbConnection::Postgres(PgConnection::establish(url.expose_secret())?)),
+            Target::Postgres(url) => Ok(DbConnection::Postgres(PgConnection::establish(
+                url.expose_secret(),
+            )?)),
             Target::Sqlite(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|source| ConnectError::Directory { path: dir.display().to_string(), source })?;
+                    std::fs::create_dir_all(dir).map_err(|source| ConnectError::Directory {
+                        path: dir.display().to_string(),
+                        source,
+                    })?;
                 }
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
                 // One batch_execute per setting list: a multi-statement
                 // sql_query would silently run only the first statement.
+                // busy_timeout first: switching to WAL may wait for a lock
+                // held by another connection.
                 conn.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                 )?;
                 Ok(DbConnection::Sqlite(conn))
             }
@@ -154,7 +168,9 @@ impl r2d2::HandleError<ConnectError> for LogErrors {
 pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, ConnectError> {
     let applied = match conn {
         DbConnection::Postgres(pg) => pg.run_pending_migrations(POSTGRES_MIGRATIONS).map(versions),
-        DbConnection::Sqlite(sqlite) => sqlite.run_pending_migrations(SQLITE_MIGRATIONS).map(versions),
+        DbConnection::Sqlite(sqlite) => sqlite
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(versions),
     };
     applied.map_err(|err| ConnectError::Query(diesel::result::Error::QueryBuilderError(err)))
 }

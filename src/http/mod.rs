@@ -2,11 +2,11 @@
 //! middleware (CORS, security headers, request log), health endpoints.
 
 use actix_cors::Cors;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::error::{JsonPayloadError, PayloadError, QueryPayloadError};
 use actix_web::http::header;
 use actix_web::middleware::{DefaultHeaders, Logger};
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{web, App, HttpRequest, HttpResponse, Resource};
 use diesel::connection::SimpleConnection;
 use serde_json::json;
@@ -27,7 +27,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(resource("/login").route(web::post().to(sessions::handlers::login)))
             .service(resource("/refresh").route(web::post().to(sessions::handlers::refresh)))
             .service(resource("/logout").route(web::post().to(sessions::handlers::logout)))
-            .service(resource("/me").route(web::get().to(accounts::handlers::me))),
+            .service(resource("/logout-all").route(web::post().to(sessions::handlers::logout_all)))
+            .service(resource("/me").route(web::get().to(accounts::handlers::me)))
+            .service(
+                resource("/password").route(web::post().to(accounts::handlers::change_password)),
+            )
+            .service(resource("/sessions").route(web::get().to(sessions::handlers::list)))
+            .service(
+                resource("/sessions/{id}").route(web::delete().to(sessions::handlers::delete)),
+            ),
     )
     .service(
         web::scope("/v1/admin")
@@ -38,12 +46,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(web::patch().to(admin::handlers::patch_user))
                     .route(web::delete().to(admin::handlers::delete_user)),
             )
-            .service(resource("/users/{id}/roles").route(web::put().to(admin::handlers::set_roles))),
+            .service(
+                resource("/users/{id}/roles").route(web::put().to(admin::handlers::set_roles)),
+            ),
     )
     .service(resource("/.well-known/jwks.json").route(web::get().to(keys::handlers::jwks)))
-    .service(resource("/.well-known/openid-configuration").route(web::get().to(keys::handlers::openid_configuration)))
     .service(
-        resource("/.well-known/oauth-authorization-server").route(web::get().to(keys::handlers::authorization_server)),
+        resource("/.well-known/openid-configuration")
+            .route(web::get().to(keys::handlers::openid_configuration)),
+    )
+    .service(
+        resource("/.well-known/oauth-authorization-server")
+            .route(web::get().to(keys::handlers::authorization_server)),
     )
     .service(resource("/healthz").route(web::get().to(healthz)))
     .service(resource("/readyz").route(web::get().to(readyz)))
@@ -52,16 +66,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// A resource whose unmatched methods get a 405 problem document.
 fn resource(path: &str) -> Resource {
-    web::resource(path).default_service(web::to(|| async { Err::<HttpResponse, _>(ApiError::MethodNotAllowed) }))
+    web::resource(path).default_service(web::to(|| async {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed)
+    }))
 }
 
 /// Body and query limits, answered with problem documents.
-pub fn extractor_config(settings: &Settings) -> (web::JsonConfig, web::PayloadConfig, web::QueryConfig) {
+pub fn extractor_config(
+    settings: &Settings,
+) -> (web::JsonConfig, web::PayloadConfig, web::QueryConfig) {
     let limit = settings.server.body_limit_bytes;
-    let json = web::JsonConfig::default().limit(limit).error_handler(|err, _req| json_error(err).into());
+    let json = web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|err, _req| json_error(err).into());
     let payload = web::PayloadConfig::default().limit(limit);
-    let query = web::QueryConfig::default()
-        .error_handler(|err: QueryPayloadError, _req| ApiError::MalformedRequest(format!("invalid query: {err}")).into());
+    let query = web::QueryConfig::default().error_handler(|err: QueryPayloadError, _req| {
+        ApiError::MalformedRequest(format!("invalid query: {err}")).into()
+    });
     (json, payload, query)
 }
 
@@ -84,11 +105,17 @@ fn describe_json_error(err: &serde_json::Error) -> String {
         return format!("Invalid JSON body: {message}.");
     }
     let what = match err.classify() {
-        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "is not valid JSON",
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+            "is not valid JSON"
+        }
         serde_json::error::Category::Data => "has a field of the wrong type",
         serde_json::error::Category::Io => "could not be read",
     };
-    format!("The JSON body {what} (line {}, column {}).", err.line(), err.column())
+    format!(
+        "The JSON body {what} (line {}, column {}).",
+        err.line(),
+        err.column()
+    )
 }
 
 /// CORS from `cors.allowed_origins`: credentialed responses for listed origins
@@ -96,7 +123,11 @@ fn describe_json_error(err: &serde_json::Error) -> String {
 pub fn cors(settings: &Settings) -> Cors {
     let mut cors = Cors::default()
         .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
-        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::HeaderName::from_static("x-requested-with")])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("x-requested-with"),
+        ])
         .supports_credentials()
         .max_age(3600);
     for origin in &settings.cors.allowed_origins {
@@ -115,7 +146,8 @@ pub fn security_headers() -> DefaultHeaders {
 /// One line per request: peer, method, path without query, status, size, time.
 /// No headers and no bodies, so no tokens or passwords.
 pub fn request_log() -> Logger {
-    Logger::new("%a \"%{method}xi %U\" %s %b %Dms").custom_request_replace("method", |req| req.method().to_string())
+    Logger::new("%a \"%{method}xi %U\" %s %b %Dms")
+        .custom_request_replace("method", |req| req.method().to_string())
 }
 
 pub async fn not_found(_req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -129,13 +161,18 @@ async fn healthz() -> HttpResponse {
 /// 200 when the database answers, else 503 unavailable.
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state
-        .db(|conn| conn.batch_execute("SELECT 1").map_err(|e| ApiError::Unavailable(e.to_string())))
+        .db(|conn| {
+            conn.batch_execute("SELECT 1")
+                .map_err(|e| ApiError::Unavailable(e.to_string()))
+        })
         .await?;
     Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
 }
 
 async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().content_type("application/yaml").body(OPENAPI_YAML)
+    HttpResponse::Ok()
+        .content_type("application/yaml")
+        .body(OPENAPI_YAML)
 }
 
 /// Builds the actix `App` for one worker; production and tests share it.

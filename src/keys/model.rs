@@ -45,9 +45,14 @@ pub fn published(conn: &mut DbConnection) -> QueryResult<Vec<SigningKeyRow>> {
 }
 
 pub fn insert(conn: &mut DbConnection, row: &SigningKeyRow) -> QueryResult<usize> {
-    diesel::insert_into(signing_keys::table).values(row).execute(conn)
+    diesel::insert_into(signing_keys::table)
+        .values(row)
+        .execute(conn)
 }
 
 pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<SigningKeyRow>> {
-    signing_keys::table.order(signing_keys::created_at.asc()).select(SigningKeyRow::as_select()).load(conn)
+    signing_keys::table
+        .order(signing_keys::created_at.asc())
+        .select(SigningKeyRow::as_select())
+        .load(conn)
 }

@@ -42,25 +42,33 @@ impl KeyRing {
                         log::info!("generated signing key {} ({})", row.kid, row.algorithm);
                         row
                     }
-                    Err(err) if is_unique_violation(&err) => {
-                        model::active(conn)?.ok_or_else(|| anyhow!("active signing key vanished"))?
-                    }
+                    Err(err) if is_unique_violation(&err) => model::active(conn)?
+                        .ok_or_else(|| anyhow!("active signing key vanished"))?,
                     Err(err) => return Err(err.into()),
                 }
             }
         };
         let signer = signing_key(&active)?;
         let public = public_jwks(&model::published(conn)?)?;
-        Ok(KeyRing { signer: RwLock::new(Arc::new(signer)), public: RwLock::new(Arc::new(public)) })
+        Ok(KeyRing {
+            signer: RwLock::new(Arc::new(signer)),
+            public: RwLock::new(Arc::new(public)),
+        })
     }
 
     pub fn signer(&self) -> Arc<SigningKey> {
-        self.signer.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.signer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The JWKS document: public members only.
     pub fn jwks(&self) -> Arc<JwkSet> {
-        self.public.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.public
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The verification keys for `signet_verify::Verifier`.
@@ -75,20 +83,39 @@ impl KeyRing {
 
 fn signing_key(row: &SigningKeyRow) -> anyhow::Result<SigningKey> {
     if row.key_protection != PROTECTION_NONE {
-        return Err(anyhow!("signing key {} uses unknown protection {}", row.kid, row.key_protection));
+        return Err(anyhow!(
+            "signing key {} uses unknown protection {}",
+            row.kid,
+            row.key_protection
+        ));
     }
-    let algorithm: Algorithm = row.algorithm.parse().with_context(|| format!("signing key {}", row.kid))?;
+    let algorithm: Algorithm = row
+        .algorithm
+        .parse()
+        .with_context(|| format!("signing key {}", row.kid))?;
     let encoding = match algorithm {
         Algorithm::ES256 => EncodingKey::from_ec_der(&row.private_key),
-        other => return Err(anyhow!("signing key {}: algorithm {other:?} not supported", row.kid)),
+        other => {
+            return Err(anyhow!(
+                "signing key {}: algorithm {other:?} not supported",
+                row.kid
+            ))
+        }
     };
-    Ok(SigningKey { kid: row.kid.clone(), algorithm, encoding })
+    Ok(SigningKey {
+        kid: row.kid.clone(),
+        algorithm,
+        encoding,
+    })
 }
 
 fn public_jwks(rows: &[SigningKeyRow]) -> anyhow::Result<JwkSet> {
     let keys = rows
         .iter()
-        .map(|row| serde_json::from_str::<Jwk>(&row.public_jwk).with_context(|| format!("public JWK of {}", row.kid)))
+        .map(|row| {
+            serde_json::from_str::<Jwk>(&row.public_jwk)
+                .with_context(|| format!("public JWK of {}", row.kid))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(JwkSet { keys })
 }
@@ -96,8 +123,9 @@ fn public_jwks(rows: &[SigningKeyRow]) -> anyhow::Result<JwkSet> {
 /// A new ES256 key: PKCS#8 private half, public JWK with its RFC 7638
 /// thumbprint as `kid`.
 pub fn generate_es256(clock: &dyn Clock) -> anyhow::Result<SigningKeyRow> {
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-        .map_err(|_| anyhow!("ES256 key generation failed"))?;
+    let pkcs8 =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+            .map_err(|_| anyhow!("ES256 key generation failed"))?;
     let encoding = EncodingKey::from_ec_der(pkcs8.as_ref());
     let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::ES256)?;
     let kid = jwk.thumbprint(ThumbprintHash::SHA256)?;

@@ -1,7 +1,10 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
+use serde_json::json;
+use signet_verify::actix::Authenticated;
 
+use super::model::revoke_user_sessions;
 use super::service::{self, ClientInfo};
 use crate::accounts::model as users;
 use crate::accounts::rules::username_key;
@@ -25,7 +28,11 @@ pub async fn login(
     req: HttpRequest,
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let LoginRequest { username, password, token_delivery } = body.into_inner();
+    let LoginRequest {
+        username,
+        password,
+        token_delivery,
+    } = body.into_inner();
     match token_delivery.as_deref() {
         None | Some("body") => {}
         Some(_) => {
@@ -37,15 +44,22 @@ pub async fn login(
     }
 
     let key = username_key(&username);
-    let user = state.db(move |conn| Ok(users::find_by_username_key(conn, &key)?)).await?;
+    let user = state
+        .db(move |conn| Ok(users::find_by_username_key(conn, &key)?))
+        .await?;
 
     let hasher = state.hasher;
-    let stored = user.as_ref().map_or_else(|| state.dummy_hash.clone(), |u| u.password_hash.clone());
+    let stored = user
+        .as_ref()
+        .map_or_else(|| state.dummy_hash.clone(), |u| u.password_hash.clone());
     let (verification, rehash) = state
         .blocking(move || {
             let verification = hasher.verify(&password, &stored);
             // Upgrade old schemes and costs while we hold the plain password.
-            let rehash = verification.needs_rehash.then(|| hasher.hash(&password).ok()).flatten();
+            let rehash = verification
+                .needs_rehash
+                .then(|| hasher.hash(&password).ok())
+                .flatten();
             (verification, rehash.map(|new| (stored, new)))
         })
         .await?;
@@ -78,22 +92,40 @@ pub struct RefreshRequest {
 }
 
 /// POST /v1/auth/refresh: rotation.
-pub async fn refresh(state: web::Data<AppState>, body: web::Json<RefreshRequest>) -> Result<HttpResponse, ApiError> {
-    let claims = verify_refresh(state.verifier(), &state.settings.tokens.issuer, &body.refresh_token)
-        .map_err(|_| ApiError::InvalidRefreshToken)?;
+pub async fn refresh(
+    state: web::Data<AppState>,
+    body: web::Json<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let claims = verify_refresh(
+        state.verifier(),
+        &state.settings.tokens.issuer,
+        &body.refresh_token,
+    )
+    .map_err(|_| ApiError::InvalidRefreshToken)?;
     let settings = state.settings.clone();
     let signer = state.keys.signer();
     let now = state.clock.now_db();
-    let minted = state.db(move |conn| service::rotate(conn, &settings.tokens, &signer, &claims, now)).await?;
+    let minted = state
+        .db(move |conn| service::rotate(conn, &settings.tokens, &signer, &claims, now))
+        .await?;
     Ok(token_response(minted.pair))
 }
 
 /// POST /v1/auth/logout: revokes the session of the refresh token.
-pub async fn logout(state: web::Data<AppState>, body: web::Json<RefreshRequest>) -> Result<HttpResponse, ApiError> {
-    let claims = verify_refresh(state.verifier(), &state.settings.tokens.issuer, &body.refresh_token)
-        .map_err(|_| ApiError::InvalidRefreshToken)?;
+pub async fn logout(
+    state: web::Data<AppState>,
+    body: web::Json<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let claims = verify_refresh(
+        state.verifier(),
+        &state.settings.tokens.issuer,
+        &body.refresh_token,
+    )
+    .map_err(|_| ApiError::InvalidRefreshToken)?;
     let now = state.clock.now_db();
-    state.db(move |conn| service::end_session(conn, &claims, now)).await?;
+    state
+        .db(move |conn| service::end_session(conn, &claims, now))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -107,7 +139,60 @@ fn token_response(pair: TokenPair) -> HttpResponse {
 
 fn client_info(req: &HttpRequest) -> ClientInfo {
     ClientInfo {
-        user_agent: req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
         ip: req.peer_addr().map(|addr| addr.ip().to_string()),
     }
+}
+
+/// POST /v1/auth/logout-all: revokes every session of the caller, this one too.
+pub async fn logout_all(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let user_id = auth.sub.clone();
+    let now = state.clock.now_db();
+    state
+        .db(move |conn| {
+            Ok(revoke_user_sessions(
+                conn,
+                &user_id,
+                None,
+                now,
+                "logout_all",
+            )?)
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// GET /v1/auth/sessions: the caller's live sessions, its own marked `current`.
+pub async fn list(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let Authenticated(claims) = auth;
+    let now = state.clock.now_db();
+    let sessions = state
+        .db(move |conn| service::list_sessions(conn, &claims.sub, &claims.sid, now))
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "sessions": sessions })))
+}
+
+/// DELETE /v1/auth/sessions/{id}: only one's own.
+pub async fn delete(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let user_id = auth.sub.clone();
+    let id = id.into_inner();
+    let now = state.clock.now_db();
+    state
+        .db(move |conn| service::revoke_own_session(conn, &user_id, &id, now))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -11,7 +11,7 @@ use crate::config::TokenSettings;
 use crate::db::DbConnection;
 use crate::error::ApiError;
 use crate::keys::ring::SigningKey;
-use crate::tokens::{mint_pair, Minted, RefreshClaims, Subject};
+use crate::tokens::{mint_pair, Minted, RefreshClaims, RefreshSpec, Subject};
 
 /// Longest user agent kept with a session.
 const MAX_USER_AGENT: usize = 256;
@@ -39,7 +39,9 @@ pub fn start_session(
         created_at: now,
         last_used_at: now,
         expires_at: now + TimeDelta::seconds(settings.session_max_secs),
-        user_agent: client.user_agent.map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
+        user_agent: client
+            .user_agent
+            .map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
         ip: client.ip,
         revoked_at: None,
         revoked_reason: None,
@@ -50,7 +52,16 @@ pub fn start_session(
     })
 }
 
-/// Signs a pair in `session` and records its refresh token.
+fn subject<'a>(user: &'a User, session: &'a Session) -> Subject<'a> {
+    Subject {
+        user_id: &user.id,
+        username: &user.username,
+        roles: user.role_list(),
+        session_id: &session.id,
+    }
+}
+
+/// Signs a pair in `session` and records its new refresh token.
 fn issue_in_session(
     conn: &mut DbConnection,
     settings: &TokenSettings,
@@ -61,14 +72,11 @@ fn issue_in_session(
 ) -> Result<Minted, ApiError> {
     let now_unix = now.and_utc().timestamp();
     // A refresh token never outlives its session.
-    let refresh_expires_at = (now_unix + settings.refresh_ttl_secs).min(session.expires_at.and_utc().timestamp());
-    let subject = Subject {
-        user_id: &user.id,
-        username: &user.username,
-        roles: user.role_list(),
-        session_id: &session.id,
-    };
-    let minted = mint_pair(settings, key, subject, now_unix, refresh_expires_at).map_err(ApiError::internal)?;
+    let refresh_expires_at =
+        (now_unix + settings.refresh_ttl_secs).min(session.expires_at.and_utc().timestamp());
+    let spec = RefreshSpec::new(now_unix, refresh_expires_at);
+    let minted = mint_pair(settings, key, subject(user, session), now_unix, spec)
+        .map_err(ApiError::internal)?;
     model::insert_refresh_token(
         conn,
         &RefreshToken {
@@ -102,11 +110,13 @@ pub fn rotate(
         if model::claim_refresh_token(conn, &claims.jti, now)? == 0 {
             return Ok(None);
         }
-        let token = model::find_refresh_token(conn, &claims.jti)?.ok_or(ApiError::InvalidRefreshToken)?;
+        let token =
+            model::find_refresh_token(conn, &claims.jti)?.ok_or(ApiError::InvalidRefreshToken)?;
         if token.session_id != claims.sid || token.user_id != claims.sub {
             return Err(ApiError::InvalidRefreshToken);
         }
-        let session = model::find_session(conn, &token.session_id)?.ok_or(ApiError::InvalidRefreshToken)?;
+        let session =
+            model::find_session(conn, &token.session_id)?.ok_or(ApiError::InvalidRefreshToken)?;
         let user = users::find(conn, &token.user_id)?.ok_or(ApiError::InvalidRefreshToken)?;
         if user.disabled {
             return Err(ApiError::InvalidRefreshToken);
@@ -121,7 +131,11 @@ pub fn rotate(
     }
 
     // Not claimed: unknown, expired, revoked, or already used.
-    let token = model::find_refresh_token(conn, &claims.jti)?.ok_or(ApiError::InvalidRefreshToken)?;
+    let token =
+        model::find_refresh_token(conn, &claims.jti)?.ok_or(ApiError::InvalidRefreshToken)?;
+    if let Some(minted) = successor_within_grace(conn, settings, key, &token, now)? {
+        return Ok(minted);
+    }
     if token.used_at.is_some() {
         let revoked = model::revoke_session(conn, &token.session_id, now, "refresh_token_reused")?;
         if revoked == 1 {
@@ -136,9 +150,65 @@ pub fn rotate(
     Err(ApiError::InvalidRefreshToken)
 }
 
+/// Two tabs refreshing with the same token at once: within the grace window
+/// the loser gets the winner's successor again (same `jti`, `sid` and expiry,
+/// freshly signed, with a new access token), so both stay on one chain. Only
+/// while that successor is itself unused and the session is live.
+fn successor_within_grace(
+    conn: &mut DbConnection,
+    settings: &TokenSettings,
+    key: &SigningKey,
+    token: &RefreshToken,
+    now: NaiveDateTime,
+) -> Result<Option<Minted>, ApiError> {
+    let (Some(used_at), Some(successor_jti)) = (token.used_at, token.replaced_by.as_deref()) else {
+        return Ok(None);
+    };
+    if settings.refresh_reuse_grace_secs <= 0
+        || now - used_at > TimeDelta::seconds(settings.refresh_reuse_grace_secs)
+    {
+        return Ok(None);
+    }
+    let Some(successor) = model::find_refresh_token(conn, successor_jti)? else {
+        return Ok(None);
+    };
+    let Some(session) = model::find_session(conn, &token.session_id)? else {
+        return Ok(None);
+    };
+    if successor.used_at.is_some()
+        || successor.expires_at <= now
+        || session.revoked_at.is_some()
+        || session.expires_at <= now
+    {
+        return Ok(None);
+    }
+    let Some(user) = users::find(conn, &token.user_id)?.filter(|u| !u.disabled) else {
+        return Ok(None);
+    };
+    let spec = RefreshSpec {
+        jti: successor.jti.clone(),
+        issued_at: successor.issued_at.and_utc().timestamp(),
+        expires_at: successor.expires_at.and_utc().timestamp(),
+    };
+    let minted = mint_pair(
+        settings,
+        key,
+        subject(&user, &session),
+        now.and_utc().timestamp(),
+        spec,
+    )
+    .map_err(ApiError::internal)?;
+    Ok(Some(minted))
+}
+
 /// Revokes the session a refresh token belongs to (logout). Idempotent.
-pub fn end_session(conn: &mut DbConnection, claims: &RefreshClaims, now: NaiveDateTime) -> Result<(), ApiError> {
-    let token = model::find_refresh_token(conn, &claims.jti)?.ok_or(ApiError::InvalidRefreshToken)?;
+pub fn end_session(
+    conn: &mut DbConnection,
+    claims: &RefreshClaims,
+    now: NaiveDateTime,
+) -> Result<(), ApiError> {
+    let token =
+        model::find_refresh_token(conn, &claims.jti)?.ok_or(ApiError::InvalidRefreshToken)?;
     if token.session_id != claims.sid {
         return Err(ApiError::InvalidRefreshToken);
     }
@@ -147,5 +217,55 @@ pub fn end_session(conn: &mut DbConnection, claims: &RefreshClaims, now: NaiveDa
 }
 
 fn unix_to_db(secs: i64) -> NaiveDateTime {
-    DateTime::from_timestamp(secs, 0).unwrap_or_default().naive_utc()
+    DateTime::from_timestamp(secs, 0)
+        .unwrap_or_default()
+        .naive_utc()
+}
+
+/// A live session as the session list shows it.
+#[derive(Debug, serde::Serialize)]
+pub struct SessionView {
+    pub id: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub last_used_at: chrono::DateTime<chrono::Utc>,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub current: bool,
+}
+
+/// The user's live sessions, newest first; `current_sid` is marked.
+pub fn list_sessions(
+    conn: &mut DbConnection,
+    user_id: &str,
+    current_sid: &str,
+    now: NaiveDateTime,
+) -> Result<Vec<SessionView>, ApiError> {
+    Ok(model::live_sessions(conn, user_id, now)?
+        .into_iter()
+        .map(|s| SessionView {
+            current: s.id == current_sid,
+            id: s.id,
+            created_at: s.created_at.and_utc(),
+            last_used_at: s.last_used_at.and_utc(),
+            expires_at: s.expires_at.and_utc(),
+            user_agent: s.user_agent,
+            ip: s.ip,
+        })
+        .collect())
+}
+
+/// Revokes one of the user's own sessions. Another user's session, or an
+/// unknown id, is 404: ids of others are not confirmed.
+pub fn revoke_own_session(
+    conn: &mut DbConnection,
+    user_id: &str,
+    id: &str,
+    now: NaiveDateTime,
+) -> Result<(), ApiError> {
+    let session = model::find_session(conn, id)?
+        .filter(|s| s.user_id == user_id)
+        .ok_or(ApiError::NotFound)?;
+    model::revoke_session(conn, &session.id, now, "deleted_by_user")?;
+    Ok(())
 }

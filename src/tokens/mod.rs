@@ -52,6 +52,24 @@ pub struct Subject<'a> {
     pub session_id: &'a str,
 }
 
+/// The identity of the refresh token to sign: a new one at rotation, or the
+/// already-issued successor again within the reuse grace window.
+pub struct RefreshSpec {
+    pub jti: String,
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
+impl RefreshSpec {
+    pub fn new(now: i64, expires_at: i64) -> Self {
+        RefreshSpec {
+            jti: Uuid::new_v4().to_string(),
+            issued_at: now,
+            expires_at,
+        }
+    }
+}
+
 /// A freshly signed pair and what must be stored about its refresh token.
 pub struct Minted {
     pub pair: TokenPair,
@@ -59,16 +77,17 @@ pub struct Minted {
     pub refresh_expires_at: i64,
 }
 
-/// Signs a new pair at `now` (Unix seconds). The refresh token expires at
-/// `refresh_expires_at` (the caller caps it by the session's lifetime); the
-/// access token never outlives it.
+/// Signs a pair at `now` (Unix seconds). The refresh token is `refresh`
+/// (the caller caps its expiry by the session's lifetime); the access token
+/// never outlives it.
 pub fn mint_pair(
     settings: &TokenSettings,
     key: &SigningKey,
     subject: Subject<'_>,
     now: i64,
-    refresh_expires_at: i64,
+    refresh: RefreshSpec,
 ) -> anyhow::Result<Minted> {
+    let refresh_expires_at = refresh.expires_at;
     let access_expires_at = (now + settings.access_ttl_secs).min(refresh_expires_at);
     let access = AccessClaims {
         iss: settings.issuer.clone(),
@@ -87,12 +106,16 @@ pub fn mint_pair(
         iss: settings.issuer.clone(),
         sub: subject.user_id.to_owned(),
         aud: settings.issuer.clone(),
-        iat: now,
-        exp: refresh_expires_at,
-        jti: Uuid::new_v4().to_string(),
+        iat: refresh.issued_at,
+        exp: refresh.expires_at,
+        jti: refresh.jti,
         sid: subject.session_id.to_owned(),
     };
-    let access_token = encode(&header(key, signet_verify::ACCESS_TOKEN_TYPE), &access, &key.encoding)?;
+    let access_token = encode(
+        &header(key, signet_verify::ACCESS_TOKEN_TYPE),
+        &access,
+        &key.encoding,
+    )?;
     let refresh_token = encode(&header(key, REFRESH_TOKEN_TYPE), &refresh, &key.encoding)?;
     Ok(Minted {
         pair: TokenPair {
@@ -116,6 +139,10 @@ fn header(key: &SigningKey, typ: &str) -> Header {
 
 /// Verifies a refresh token's signature, type, issuer, audience and expiry.
 /// Whether it is still current is the session store's question.
-pub fn verify_refresh(verifier: &Verifier, issuer: &str, token: &str) -> Result<RefreshClaims, VerifyError> {
+pub fn verify_refresh(
+    verifier: &Verifier,
+    issuer: &str,
+    token: &str,
+) -> Result<RefreshClaims, VerifyError> {
     verifier.verify_as::<RefreshClaims>(token, REFRESH_TOKEN_TYPE, issuer)
 }

@@ -54,8 +54,15 @@ pub fn postgres_configured() -> bool {
 
 /// The database a test owns; a PostgreSQL one is dropped with it.
 pub enum TestDb {
-    Sqlite { _dir: tempfile::TempDir, url: String },
-    Postgres { admin_url: String, name: String, url: String },
+    Sqlite {
+        _dir: tempfile::TempDir,
+        url: String,
+    },
+    Postgres {
+        admin_url: String,
+        name: String,
+        url: String,
+    },
 }
 
 impl TestDb {
@@ -67,13 +74,22 @@ impl TestDb {
                 TestDb::Sqlite { _dir: dir, url }
             }
             Backend::Postgres => {
-                let admin_url = std::env::var("SIGNET_TEST_POSTGRES_URL").expect("SIGNET_TEST_POSTGRES_URL");
+                let admin_url =
+                    std::env::var("SIGNET_TEST_POSTGRES_URL").expect("SIGNET_TEST_POSTGRES_URL");
                 let name = format!("signet_test_{}", uuid::Uuid::new_v4().simple());
                 let mut conn = PgConnection::establish(&admin_url).expect("PostgreSQL reachable");
-                diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).expect("create database");
-                let (base, _) = admin_url.rsplit_once('/').expect("URL with a database name");
+                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .expect("create database");
+                let (base, _) = admin_url
+                    .rsplit_once('/')
+                    .expect("URL with a database name");
                 let url = format!("{base}/{name}");
-                TestDb::Postgres { admin_url, name, url }
+                TestDb::Postgres {
+                    admin_url,
+                    name,
+                    url,
+                }
             }
         }
     }
@@ -87,9 +103,13 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let TestDb::Postgres { admin_url, name, .. } = self {
+        if let TestDb::Postgres {
+            admin_url, name, ..
+        } = self
+        {
             if let Ok(mut conn) = PgConnection::establish(admin_url) {
-                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn);
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn);
             }
         }
     }
@@ -118,19 +138,43 @@ impl TestApp {
         Self::start(backend, db, clock, extra_toml).await
     }
 
-    async fn start(backend: Backend, db: TestDb, clock: Arc<ManualClock>, extra_toml: &str) -> TestApp {
+    async fn start(
+        backend: Backend,
+        db: TestDb,
+        clock: Arc<ManualClock>,
+        extra_toml: &str,
+    ) -> TestApp {
         let settings = test_settings(db.url(), extra_toml);
-        let app = Application::build(settings.clone(), clock.clone()).await.expect("app builds");
+        let app = Application::build(settings.clone(), clock.clone())
+            .await
+            .expect("app builds");
         let address = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());
-        let client = Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        TestApp { address, client, clock, settings, backend, handle, db }
+        let client = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        TestApp {
+            address,
+            client,
+            clock,
+            settings,
+            backend,
+            handle,
+            db,
+        }
     }
 
     /// Stops the server and starts a new one on the same database and clock.
     pub async fn restart(self) -> TestApp {
-        let TestApp { handle, db, clock, backend, .. } = self;
+        let TestApp {
+            handle,
+            db,
+            clock,
+            backend,
+            ..
+        } = self;
         handle.stop(true).await;
         Self::start(backend, db, clock, "").await
     }
@@ -149,7 +193,12 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.client.post(self.url(path)).json(body).send().await.expect("request")
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
@@ -161,7 +210,11 @@ impl TestApp {
     }
 
     pub async fn register(&self, username: &str, password: &str) -> Response {
-        self.post_json("/v1/auth/register", &json!({"username": username, "password": password})).await
+        self.post_json(
+            "/v1/auth/register",
+            &json!({"username": username, "password": password}),
+        )
+        .await
     }
 
     /// Registers `username` with [`PASSWORD`] and returns the user object.
@@ -172,7 +225,11 @@ impl TestApp {
     }
 
     pub async fn login(&self, username: &str, password: &str) -> Response {
-        self.post_json("/v1/auth/login", &json!({"username": username, "password": password})).await
+        self.post_json(
+            "/v1/auth/login",
+            &json!({"username": username, "password": password}),
+        )
+        .await
     }
 
     /// Logs in with [`PASSWORD`] and returns the token pair.
@@ -183,7 +240,8 @@ impl TestApp {
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Response {
-        self.post_json("/v1/auth/refresh", &json!({"refresh_token": refresh_token})).await
+        self.post_json("/v1/auth/refresh", &json!({"refresh_token": refresh_token}))
+            .await
     }
 
     /// A user with roles `user` and `admin`, logged in: returns its access token.
@@ -191,13 +249,17 @@ impl TestApp {
         let user = self.register_ok(username).await;
         let id = user["id"].as_str().expect("id").to_owned();
         self.set_roles_directly(&id, &["admin", "user"]);
-        self.login_ok(username).await["access_token"].as_str().expect("token").to_owned()
+        self.login_ok(username).await["access_token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
     }
 
     pub fn set_roles_directly(&self, user_id: &str, roles: &[&str]) {
         let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
         let mut conn = self.conn();
-        signet::accounts::model::set_roles(&mut conn, user_id, &roles, self.clock_now()).expect("set roles");
+        signet::accounts::model::set_roles(&mut conn, user_id, &roles, self.clock_now())
+            .expect("set roles");
     }
 
     pub fn clock_now(&self) -> chrono::NaiveDateTime {
@@ -232,11 +294,17 @@ mod toml_edit_free {
     pub fn parse(text: &str) -> Doc {
         let mut doc = BTreeMap::new();
         let mut section = String::new();
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
             if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
                 section = name.to_owned();
             } else if let Some((key, value)) = line.split_once('=') {
-                doc.entry(section.clone()).or_insert_with(BTreeMap::new).insert(key.trim().to_owned(), value.trim().to_owned());
+                doc.entry(section.clone())
+                    .or_insert_with(BTreeMap::new)
+                    .insert(key.trim().to_owned(), value.trim().to_owned());
             }
         }
         Doc(doc)
@@ -265,7 +333,10 @@ mod toml_edit_free {
 /// Asserts a problem document with `status` and `code`; returns its body.
 pub async fn assert_problem(res: Response, status: u16, code: &str) -> Value {
     assert_eq!(res.status().as_u16(), status, "status for {code}");
-    let content_type = res.headers().get("content-type").map(|v| v.to_str().unwrap_or("").to_owned());
+    let content_type = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or("").to_owned());
     assert_eq!(content_type.as_deref(), Some("application/problem+json"));
     let body: Value = res.json().await.expect("problem json");
     assert_eq!(body["code"], code, "{body}");
@@ -275,7 +346,10 @@ pub async fn assert_problem(res: Response, status: u16, code: &str) -> Value {
 }
 
 pub fn www_authenticate(res: &Response) -> String {
-    res.headers().get("www-authenticate").map(|v| v.to_str().unwrap_or("").to_owned()).unwrap_or_default()
+    res.headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap_or("").to_owned())
+        .unwrap_or_default()
 }
 
 #[allow(dead_code)]

@@ -1,3 +1,8 @@
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test should fail loudly at the first surprise"
+)]
+
 //! The one integration-test binary (one link step for all API tests).
 //! Each test spawns the real service on port 0 with its own database, on
 //! SQLite and, when SIGNET_TEST_POSTGRES_URL is set, on PostgreSQL.
@@ -10,4 +15,5 @@ mod bearer;
 mod errors;
 mod keys;
 mod schema;
+mod sessions;
 mod tokens;

@@ -48,9 +48,13 @@ impl AuthError {
 
     fn detail(&self) -> String {
         match self {
-            AuthError::MissingToken => "This route needs an Authorization: Bearer access token.".into(),
+            AuthError::MissingToken => {
+                "This route needs an Authorization: Bearer access token.".into()
+            }
             AuthError::InvalidToken(why) => format!("The access token was refused: {why}."),
-            AuthError::InsufficientRole { required } => format!("This route needs the role {required}."),
+            AuthError::InsufficientRole { required } => {
+                format!("This route needs the role {required}.")
+            }
             AuthError::NotConfigured => "Internal error.".into(),
         }
     }
@@ -90,7 +94,10 @@ impl ResponseError for AuthError {
         });
         let mut response = HttpResponse::build(status);
         response.content_type("application/problem+json");
-        if let Some(challenge) = self.challenge().and_then(|c| HeaderValue::from_str(&c).ok()) {
+        if let Some(challenge) = self
+            .challenge()
+            .and_then(|c| HeaderValue::from_str(&c).ok())
+        {
             response.insert_header((header::WWW_AUTHENTICATE, challenge));
         }
         response.body(body.to_string())
@@ -103,7 +110,9 @@ pub fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, AuthError> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let value = value.to_str().map_err(|_| AuthError::InvalidToken(VerifyError::Malformed))?;
+    let value = value
+        .to_str()
+        .map_err(|_| AuthError::InvalidToken(VerifyError::Malformed))?;
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Ok(None);
@@ -113,7 +122,9 @@ pub fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, AuthError> {
 
 fn authenticate(req: &HttpRequest) -> Result<AccessClaims, AuthError> {
     let token = bearer_token(req)?.ok_or(AuthError::MissingToken)?;
-    let verifier = req.app_data::<web::Data<Verifier>>().ok_or(AuthError::NotConfigured)?;
+    let verifier = req
+        .app_data::<web::Data<Verifier>>()
+        .ok_or(AuthError::NotConfigured)?;
     verifier.verify(token).map_err(AuthError::InvalidToken)
 }
 
@@ -163,9 +174,14 @@ impl<R: AnyOf> FromRequest for RequireRole<R> {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         ready(authenticate(req).and_then(|claims| {
             if claims.has_any_role(R::ROLES) {
-                Ok(RequireRole { claims, _roles: PhantomData })
+                Ok(RequireRole {
+                    claims,
+                    _roles: PhantomData,
+                })
             } else {
-                Err(AuthError::InsufficientRole { required: R::ROLES.join(" ") })
+                Err(AuthError::InsufficientRole {
+                    required: R::ROLES.join(" "),
+                })
             }
         }))
     }

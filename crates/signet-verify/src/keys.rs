@@ -68,7 +68,8 @@ fn verification_key(jwk: &Jwk) -> Result<(String, VerificationKey), KeyError> {
             return Err(KeyError::UnsupportedAlgorithm { kid });
         }
     }
-    let algorithm = key_algorithm(jwk).ok_or_else(|| KeyError::UnsupportedAlgorithm { kid: kid.clone() })?;
+    let algorithm =
+        key_algorithm(jwk).ok_or_else(|| KeyError::UnsupportedAlgorithm { kid: kid.clone() })?;
     let key = DecodingKey::from_jwk(jwk).map_err(|_| KeyError::InvalidKey { kid: kid.clone() })?;
     Ok((kid, VerificationKey { algorithm, key }))
 }
@@ -95,7 +96,12 @@ fn key_algorithm(jwk: &Jwk) -> Option<Algorithm> {
             let family_ok = match &jwk.algorithm {
                 AlgorithmParameters::RSA(_) => matches!(
                     declared,
-                    Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512
+                    Algorithm::RS256
+                        | Algorithm::RS384
+                        | Algorithm::RS512
+                        | Algorithm::PS256
+                        | Algorithm::PS384
+                        | Algorithm::PS512
                 ),
                 _ => implied == Some(declared),
             };

@@ -19,7 +19,7 @@ pub mod actix;
 
 pub use claims::{AccessClaims, Audience};
 pub use keys::{KeyError, KeySet};
-pub use verifier::{Rules, TimeBound, VerifyError, Verifier, ACCESS_TOKEN_TYPE, MAX_TOKEN_BYTES};
+pub use verifier::{Rules, TimeBound, Verifier, VerifyError, ACCESS_TOKEN_TYPE, MAX_TOKEN_BYTES};
 
 /// Re-exported so users can build JWKS documents without naming jsonwebtoken.
 pub use jsonwebtoken::jwk::{Jwk, JwkSet};

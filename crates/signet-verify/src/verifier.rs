@@ -74,7 +74,11 @@ impl Verifier {
 
     /// Like [`Verifier::new`] with a custom source of "now" (Unix seconds), for tests.
     pub fn with_clock(keys: KeySet, rules: Rules, now: Clock) -> Self {
-        Verifier { keys: RwLock::new(Arc::new(keys)), rules, now }
+        Verifier {
+            keys: RwLock::new(Arc::new(keys)),
+            rules,
+            now,
+        }
     }
 
     pub fn rules(&self) -> &Rules {
@@ -83,12 +87,18 @@ impl Verifier {
 
     /// Swaps in a new key set (after a key rotation or a JWKS refresh).
     pub fn set_keys(&self, keys: KeySet) {
-        let mut guard = self.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut guard = self
+            .keys
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         *guard = Arc::new(keys);
     }
 
     pub fn keys(&self) -> Arc<KeySet> {
-        self.keys.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        self.keys
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Verifies an access token and returns its claims.
@@ -140,9 +150,9 @@ impl Verifier {
                 ErrorKind::InvalidIssuer => VerifyError::WrongIssuer,
                 ErrorKind::InvalidAudience => VerifyError::WrongAudience,
                 ErrorKind::InvalidAlgorithm => VerifyError::AlgorithmMismatch,
-                ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) | ErrorKind::Json(_) => {
-                    VerifyError::BadClaims
-                }
+                ErrorKind::MissingRequiredClaim(_)
+                | ErrorKind::InvalidClaimFormat(_)
+                | ErrorKind::Json(_) => VerifyError::BadClaims,
                 _ => VerifyError::Malformed,
             })?
             .claims;

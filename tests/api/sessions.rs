@@ -1,0 +1,408 @@
+//! Sessions and the refresh-token lifecycle.
+
+use chrono::TimeDelta;
+use futures_util::future::join_all;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::backend_tests;
+use crate::helpers::{assert_problem, TestApp, PASSWORD};
+
+backend_tests!(
+    refresh_rotates_and_reuse_revokes_the_session,
+    sixteen_concurrent_refreshes_have_one_winner,
+    grace_returns_the_same_successor_then_revokes_after_it,
+    absolute_lifetime_cuts_a_rotating_session,
+    idle_refresh_token_expires,
+    roles_granted_by_an_admin_appear_at_the_next_refresh,
+    refresh_accepts_no_access_token_and_no_garbage,
+    logout_ends_only_its_session,
+    logout_all_ends_every_session,
+    password_change_keeps_only_the_callers_session,
+    sessions_are_listed_and_deleted_by_their_owner,
+);
+
+fn claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+fn refresh_of(pair: &Value) -> String {
+    pair["refresh_token"].as_str().unwrap().to_owned()
+}
+
+fn access_of(pair: &Value) -> String {
+    pair["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn refresh_ok(app: &TestApp, token: &str) -> Value {
+    let res = app.refresh(token).await;
+    assert_eq!(res.status(), StatusCode::OK, "refresh");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    res.json().await.unwrap()
+}
+
+async fn logged_in(app: &TestApp, name: &str) -> Value {
+    app.register_ok(name).await;
+    app.login_ok(name).await
+}
+
+async fn refresh_rotates_and_reuse_revokes_the_session(app: TestApp) {
+    let first = logged_in(&app, "alice").await;
+    let second = refresh_ok(&app, &refresh_of(&first)).await;
+    let (c1, c2) = (claims(&refresh_of(&first)), claims(&refresh_of(&second)));
+    assert_ne!(c1["jti"], c2["jti"]);
+    assert_eq!(c1["sid"], c2["sid"]);
+    assert_eq!(claims(&access_of(&second))["sid"], c1["sid"]);
+    let third = refresh_ok(&app, &refresh_of(&second)).await;
+
+    // The first token comes back: the whole session dies.
+    assert_problem(
+        app.refresh(&refresh_of(&first)).await,
+        401,
+        "refresh_token_reused",
+    )
+    .await;
+    assert_problem(
+        app.refresh(&refresh_of(&third)).await,
+        401,
+        "invalid_refresh_token",
+    )
+    .await;
+    assert_problem(
+        app.refresh(&refresh_of(&first)).await,
+        401,
+        "invalid_refresh_token",
+    )
+    .await;
+    // Another login is unaffected.
+    let other = app.login_ok("alice").await;
+    refresh_ok(&app, &refresh_of(&other)).await;
+}
+
+async fn sixteen_concurrent_refreshes_have_one_winner(app: TestApp) {
+    let pair = logged_in(&app, "racer").await;
+    let token = refresh_of(&pair);
+    let responses = join_all((0..16).map(|_| app.refresh(&token))).await;
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        15,
+        "{statuses:?}"
+    );
+}
+
+async fn grace_returns_the_same_successor_then_revokes_after_it(app: TestApp) {
+    let app_with_grace =
+        TestApp::spawn_with(app.backend, "[tokens]\nrefresh_reuse_grace_secs = 10").await;
+    let app = app_with_grace;
+    let first = logged_in(&app, "tabs").await;
+    let winner = refresh_ok(&app, &refresh_of(&first)).await;
+    app.clock.advance(TimeDelta::seconds(3));
+    let second_tab = refresh_ok(&app, &refresh_of(&first)).await;
+    let (w, s) = (
+        claims(&refresh_of(&winner)),
+        claims(&refresh_of(&second_tab)),
+    );
+    for claim in ["jti", "sid", "exp", "iat"] {
+        assert_eq!(w[claim], s[claim], "{claim}");
+    }
+    // Both tabs continue on the one chain.
+    let next = refresh_ok(&app, &refresh_of(&second_tab)).await;
+
+    // Outside the window the old token is reuse again.
+    app.clock.advance(TimeDelta::seconds(10));
+    assert_problem(
+        app.refresh(&refresh_of(&first)).await,
+        401,
+        "refresh_token_reused",
+    )
+    .await;
+    assert_problem(
+        app.refresh(&refresh_of(&next)).await,
+        401,
+        "invalid_refresh_token",
+    )
+    .await;
+
+    // With the grace window, a 16-way race puts every tab on the same successor.
+    let pair = app.login_ok("tabs").await;
+    let token = refresh_of(&pair);
+    let responses = join_all((0..16).map(|_| app.refresh(&token))).await;
+    let mut jtis = Vec::new();
+    for res in responses {
+        assert_eq!(res.status(), StatusCode::OK);
+        let body: Value = res.json().await.unwrap();
+        jtis.push(claims(&refresh_of(&body))["jti"].clone());
+    }
+    jtis.dedup();
+    assert_eq!(jtis.len(), 1, "one successor for all");
+}
+
+async fn absolute_lifetime_cuts_a_rotating_session(app: TestApp) {
+    let app = TestApp::spawn_with(
+        app.backend,
+        "[tokens]\nsession_max_secs = 100\nrefresh_ttl_secs = 60",
+    )
+    .await;
+    let pair = logged_in(&app, "marathon").await;
+    assert_eq!(pair["refresh_expires_in"], 60);
+    app.clock.advance(TimeDelta::seconds(50));
+    let pair = refresh_ok(&app, &refresh_of(&pair)).await;
+    // Capped by the session's end, not the refresh lifetime.
+    assert_eq!(pair["refresh_expires_in"], 50);
+    let c = claims(&refresh_of(&pair));
+    assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 50);
+    app.clock.advance(TimeDelta::seconds(45));
+    let pair = refresh_ok(&app, &refresh_of(&pair)).await;
+    assert_eq!(pair["refresh_expires_in"], 5);
+    app.clock.advance(TimeDelta::seconds(6));
+    assert_problem(
+        app.refresh(&refresh_of(&pair)).await,
+        401,
+        "invalid_refresh_token",
+    )
+    .await;
+}
+
+async fn idle_refresh_token_expires(app: TestApp) {
+    let app = TestApp::spawn_with(app.backend, "[tokens]\nrefresh_ttl_secs = 60").await;
+    let pair = logged_in(&app, "sleepy").await;
+    app.clock.advance(TimeDelta::seconds(61));
+    assert_problem(
+        app.refresh(&refresh_of(&pair)).await,
+        401,
+        "invalid_refresh_token",
+    )
+    .await;
+}
+
+async fn roles_granted_by_an_admin_appear_at_the_next_refresh(app: TestApp) {
+    let admin = app.admin_token("root").await;
+    let user = app.register_ok("promoted").await;
+    let pair = app.login_ok("promoted").await;
+    assert_eq!(claims(&access_of(&pair))["roles"], json!(["user"]));
+    let res = app
+        .client
+        .put(app.url(&format!(
+            "/v1/admin/users/{}/roles",
+            user["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&admin)
+        .json(&json!({"roles": ["user", "editor"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let pair = refresh_ok(&app, &refresh_of(&pair)).await;
+    assert_eq!(
+        claims(&access_of(&pair))["roles"],
+        json!(["editor", "user"])
+    );
+}
+
+async fn refresh_accepts_no_access_token_and_no_garbage(app: TestApp) {
+    let pair = logged_in(&app, "mixup").await;
+    assert_problem(
+        app.refresh(&access_of(&pair)).await,
+        401,
+        "invalid_refresh_token",
+    )
+    .await;
+    assert_problem(app.refresh("garbage").await, 401, "invalid_refresh_token").await;
+    let res = app.post_json("/v1/auth/refresh", &json!({})).await;
+    assert_problem(res, 400, "malformed_request").await;
+}
+
+async fn logout(app: &TestApp, refresh: &str) -> reqwest::Response {
+    app.post_json("/v1/auth/logout", &json!({ "refresh_token": refresh }))
+        .await
+}
+
+async fn logout_ends_only_its_session(app: TestApp) {
+    let a = logged_in(&app, "leaver").await;
+    let b = app.login_ok("leaver").await;
+    assert_eq!(
+        logout(&app, &refresh_of(&a)).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_problem(
+        app.refresh(&refresh_of(&a)).await,
+        401,
+        "invalid_refresh_token",
+    )
+    .await;
+    refresh_ok(&app, &refresh_of(&b)).await;
+    // Idempotent; garbage is refused.
+    assert_eq!(
+        logout(&app, &refresh_of(&a)).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_problem(logout(&app, "garbage").await, 401, "invalid_refresh_token").await;
+}
+
+async fn logout_all_ends_every_session(app: TestApp) {
+    let a = logged_in(&app, "everywhere").await;
+    let b = app.login_ok("everywhere").await;
+    let other_user = logged_in(&app, "bystander").await;
+    let res = app
+        .client
+        .post(app.url("/v1/auth/logout-all"))
+        .bearer_auth(access_of(&a))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    for pair in [&a, &b] {
+        assert_problem(
+            app.refresh(&refresh_of(pair)).await,
+            401,
+            "invalid_refresh_token",
+        )
+        .await;
+    }
+    refresh_ok(&app, &refresh_of(&other_user)).await;
+    let res = app
+        .client
+        .post(app.url("/v1/auth/logout-all"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 401, "missing_token").await;
+}
+
+async fn change_password(
+    app: &TestApp,
+    access: &str,
+    current: &str,
+    new: &str,
+) -> reqwest::Response {
+    app.client
+        .post(app.url("/v1/auth/password"))
+        .bearer_auth(access)
+        .json(&json!({"current_password": current, "new_password": new}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn password_change_keeps_only_the_callers_session(app: TestApp) {
+    let mine = logged_in(&app, "changer").await;
+    let other = app.login_ok("changer").await;
+    let new_password = "amber-lantern-58-quiet";
+    assert_problem(
+        change_password(&app, &access_of(&mine), "wrong-password-x", new_password).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    let body = assert_problem(
+        change_password(&app, &access_of(&mine), PASSWORD, "password1").await,
+        422,
+        "weak_password",
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "new_password");
+
+    let res = change_password(&app, &access_of(&mine), PASSWORD, new_password).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_problem(
+        app.refresh(&refresh_of(&other)).await,
+        401,
+        "invalid_refresh_token",
+    )
+    .await;
+    refresh_ok(&app, &refresh_of(&mine)).await;
+    assert_problem(
+        app.login("changer", PASSWORD).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    assert_eq!(
+        app.login("changer", new_password).await.status(),
+        StatusCode::OK
+    );
+}
+
+async fn sessions_are_listed_and_deleted_by_their_owner(app: TestApp) {
+    let first = logged_in(&app, "owner").await;
+    let res = app
+        .client
+        .post(app.url("/v1/auth/login"))
+        .header("user-agent", "second-device/1.0")
+        .json(&json!({"username": "owner", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let second: Value = res.json().await.unwrap();
+    let stranger = logged_in(&app, "stranger").await;
+
+    let res = app.get("/v1/auth/sessions", Some(&access_of(&first))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let list: Value = res.json().await.unwrap();
+    let sessions = list["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2);
+    let first_sid = claims(&access_of(&first))["sid"].clone();
+    let second_sid = claims(&access_of(&second))["sid"].clone();
+    for s in sessions {
+        assert_eq!(s["current"], s["id"] == first_sid);
+        assert_eq!(s["ip"], "127.0.0.1");
+        for field in ["created_at", "last_used_at"] {
+            assert!(s[field].is_string());
+        }
+    }
+    let second_entry = sessions.iter().find(|s| s["id"] == second_sid).unwrap();
+    assert_eq!(second_entry["user_agent"], "second-device/1.0");
+
+    // Another user's session id is 404, and stays alive.
+    let stranger_sid = claims(&access_of(&stranger))["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .client
+        .delete(app.url(&format!("/v1/auth/sessions/{stranger_sid}")))
+        .bearer_auth(access_of(&first))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404, "not_found").await;
+    refresh_ok(&app, &refresh_of(&stranger)).await;
+
+    let res = app
+        .client
+        .delete(app.url(&format!(
+            "/v1/auth/sessions/{}",
+            second_sid.as_str().unwrap()
+        )))
+        .bearer_auth(access_of(&first))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_problem(
+        app.refresh(&refresh_of(&second)).await,
+        401,
+        "invalid_refresh_token",
+    )
+    .await;
+    let list: Value = app
+        .get("/v1/auth/sessions", Some(&access_of(&first)))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["sessions"].as_array().unwrap().len(), 1);
+}
