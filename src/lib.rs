@@ -63,8 +63,6 @@ impl Application {
         let keys = Arc::new(keys);
 
         let hasher = PasswordHasher::new(settings.passwords.bcrypt_cost);
-        let dummy_hash =
-            web::block(move || hasher.hash("signet dummy password for unknown users")).await??;
 
         let rules = Rules {
             issuer: settings.tokens.issuer.clone(),
@@ -88,9 +86,10 @@ impl Application {
                 min_length: settings.passwords.min_length,
                 min_strength: settings.passwords.min_strength,
             },
-            dummy_hash,
+            dummy_hash: Arc::default(),
             verifier,
         });
+        state.prepare_dummy_hash();
 
         let listener = TcpListener::bind(settings.server.bind)
             .with_context(|| format!("cannot listen on {}", settings.server.bind))?;

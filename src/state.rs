@@ -1,7 +1,7 @@
 //! What every handler shares: settings, the pool, the clock, keys and the
 //! password machinery.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use actix_web::web;
 use signet_verify::Verifier;
@@ -22,7 +22,8 @@ pub struct AppState {
     pub policy: PasswordPolicy,
     /// A real hash of a throw-away password: unknown users are checked against
     /// it so their login costs the same bcrypt time as a wrong password.
-    pub dummy_hash: String,
+    /// Computed in the background at start-up so the service answers at once.
+    pub dummy_hash: Arc<OnceLock<String>>,
     /// The same verifier the `Authenticated` extractor uses (one path).
     pub verifier: web::Data<Verifier>,
 }
@@ -46,6 +47,14 @@ impl AppState {
         .await?
     }
 
+    /// Starts computing the dummy hash on a background thread.
+    pub fn prepare_dummy_hash(&self) {
+        let (cell, hasher) = (self.dummy_hash.clone(), self.hasher);
+        std::thread::spawn(move || {
+            dummy_hash(&cell, hasher);
+        });
+    }
+
     /// Runs bcrypt (or other CPU-heavy work) on the blocking pool.
     pub async fn blocking<T, F>(&self, work: F) -> Result<T, ApiError>
     where
@@ -54,4 +63,16 @@ impl AppState {
     {
         Ok(web::block(work).await?)
     }
+}
+
+/// The dummy hash, computing it if the background thread has not yet (blocks:
+/// call from a blocking thread).
+pub fn dummy_hash(cell: &OnceLock<String>, hasher: PasswordHasher) -> &str {
+    cell.get_or_init(|| {
+        hasher.hash("signet dummy password for unknown users").unwrap_or_else(|err| {
+            // bcrypt only fails on a bad cost, which config validation rules out.
+            log::error!("dummy hash failed: {err}");
+            String::new()
+        })
+    })
 }

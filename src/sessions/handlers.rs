@@ -9,7 +9,7 @@ use super::service::{self, ClientInfo};
 use crate::accounts::model as users;
 use crate::accounts::rules::username_key;
 use crate::error::{ApiError, FieldError};
-use crate::state::AppState;
+use crate::state::{dummy_hash, AppState};
 use crate::tokens::{verify_refresh, TokenPair};
 
 #[derive(Deserialize)]
@@ -49,17 +49,14 @@ pub async fn login(
         .await?;
 
     let hasher = state.hasher;
-    let stored = user
-        .as_ref()
-        .map_or_else(|| state.dummy_hash.clone(), |u| u.password_hash.clone());
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let dummy = state.dummy_hash.clone();
     let (verification, rehash) = state
         .blocking(move || {
+            let stored = stored.unwrap_or_else(|| dummy_hash(&dummy, hasher).to_owned());
             let verification = hasher.verify(&password, &stored);
             // Upgrade old schemes and costs while we hold the plain password.
-            let rehash = verification
-                .needs_rehash
-                .then(|| hasher.hash(&password).ok())
-                .flatten();
+            let rehash = verification.needs_rehash.then(|| hasher.hash(&password).ok()).flatten();
             (verification, rehash.map(|new| (stored, new)))
         })
         .await?;
