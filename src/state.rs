@@ -69,10 +69,12 @@ impl AppState {
 /// call from a blocking thread).
 pub fn dummy_hash(cell: &OnceLock<String>, hasher: PasswordHasher) -> &str {
     cell.get_or_init(|| {
-        hasher.hash("signet dummy password for unknown users").unwrap_or_else(|err| {
-            // bcrypt only fails on a bad cost, which config validation rules out.
-            log::error!("dummy hash failed: {err}");
-            String::new()
-        })
+        hasher
+            .hash("signet dummy password for unknown users")
+            .unwrap_or_else(|err| {
+                // bcrypt only fails on a bad cost, which config validation rules out.
+                log::error!("dummy hash failed: {err}");
+                String::new()
+            })
     })
 }

@@ -56,7 +56,10 @@ pub async fn login(
             let stored = stored.unwrap_or_else(|| dummy_hash(&dummy, hasher).to_owned());
             let verification = hasher.verify(&password, &stored);
             // Upgrade old schemes and costs while we hold the plain password.
-            let rehash = verification.needs_rehash.then(|| hasher.hash(&password).ok()).flatten();
+            let rehash = verification
+                .needs_rehash
+                .then(|| hasher.hash(&password).ok())
+                .flatten();
             (verification, rehash.map(|new| (stored, new)))
         })
         .await?;

@@ -14,6 +14,7 @@ mod admin;
 mod bearer;
 mod errors;
 mod keys;
+mod resilience;
 mod schema;
 mod sessions;
 mod tokens;
