@@ -82,7 +82,7 @@ pub struct CorsSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("configuration: {0}")]
+    #[error("configuration")]
     Load(#[from] config::ConfigError),
     #[error("configuration: `{key}` {problem}")]
     Invalid { key: &'static str, problem: String },

@@ -138,6 +138,11 @@ impl TestApp {
         Self::start(backend, db, clock, extra_toml).await
     }
 
+    /// Spawns on an existing database (e.g. one prepared by the CLI).
+    pub async fn spawn_on(backend: Backend, db: TestDb) -> TestApp {
+        Self::start(backend, db, Arc::new(ManualClock::new()), "").await
+    }
+
     async fn start(
         backend: Backend,
         db: TestDb,

@@ -12,6 +12,7 @@ mod helpers;
 mod accounts;
 mod admin;
 mod bearer;
+mod cli;
 mod errors;
 mod keys;
 mod resilience;
