@@ -212,6 +212,12 @@ impl Settings {
 mod tests {
     use super::*;
 
+    /// The whole message, as `main` prints it.
+    fn error_text(toml: &str) -> String {
+        let err = Settings::from_toml(toml).expect_err("must fail");
+        format!("{:#}", anyhow::Error::from(err))
+    }
+
     #[test]
     fn defaults_load() {
         let settings = Settings::from_toml("").expect("defaults are valid");
@@ -221,21 +227,15 @@ mod tests {
 
     #[test]
     fn unknown_key_names_the_key() {
-        let err = Settings::from_toml("[server]\nbindd = \"x\"")
-            .expect_err("must fail")
-            .to_string();
+        let err = error_text("[server]\nbindd = \"x\"");
         assert!(err.contains("bindd"), "{err}");
     }
 
     #[test]
     fn bad_value_names_the_key() {
-        let err = Settings::from_toml("[passwords]\nbcrypt_cost = 99")
-            .expect_err("must fail")
-            .to_string();
+        let err = error_text("[passwords]\nbcrypt_cost = 99");
         assert!(err.contains("passwords.bcrypt_cost"), "{err}");
-        let err = Settings::from_toml("[server]\nbind = \"nope\"")
-            .expect_err("must fail")
-            .to_string();
+        let err = error_text("[server]\nbind = \"nope\"");
         assert!(err.contains("bind"), "{err}");
     }
 
