@@ -16,6 +16,9 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::db::{self, DbConnection};
 use crate::error::ApiError;
+use crate::keys;
+use crate::keys::master::MasterKey;
+use crate::keys::rotation::{Activation, Schedule};
 use crate::Application;
 
 #[derive(Parser)]
@@ -41,6 +44,25 @@ pub enum Command {
     /// Manage user accounts.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// List keys: kid, algorithm, state and dates.
+    List,
+    /// Start a rotation: a new key is published now and signs after the
+    /// pre-publication time.
+    Rotate {
+        /// EMERGENCY ONLY: sign with the new key as soon as instances reload.
+        /// Verifiers that cached the JWKS see an unknown kid until they refetch.
+        #[arg(long)]
+        now: bool,
+    },
+    /// Compromise: stop signing and verifying with KID at once and erase it.
+    Retire { kid: String },
 }
 
 #[derive(Subcommand)]
@@ -123,6 +145,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Keys(command) => keys_command(&settings, command),
         Command::Users(UsersCommand::SetRoles { username, roles }) => {
             let roles = check_roles(&roles).map_err(|e| anyhow!("{}: {}", e.field, e.message))?;
             let mut conn = open(&settings)?;
@@ -133,6 +156,56 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn keys_command(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
+    let mut conn = open(settings)?;
+    let now = SystemClock.now_db();
+    let schedule = Schedule::from_settings(settings);
+    let master = || -> anyhow::Result<MasterKey> {
+        let fresh = keys::model::count(&mut open(settings)?)? == 0;
+        MasterKey::load(&settings.keys, fresh)
+    };
+    match command {
+        KeysCommand::List => {
+            println!(
+                "{:<44} {:<6} {:<8} {:<20} {:<20} {:<20}",
+                "KID", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED"
+            );
+            let date = |t: Option<chrono::NaiveDateTime>| {
+                t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_else(|| "-".into())
+            };
+            for key in keys::commands::list(&mut conn)? {
+                println!(
+                    "{:<44} {:<6} {:<8} {:<20} {:<20} {:<20}",
+                    key.kid,
+                    key.algorithm,
+                    key.state,
+                    date(Some(key.created_at)),
+                    date(key.activated_at),
+                    date(key.retired_at)
+                );
+            }
+        }
+        KeysCommand::Rotate { now: emergency } => {
+            let activation = if emergency {
+                Activation::Now
+            } else {
+                Activation::Scheduled
+            };
+            println!(
+                "{}",
+                keys::commands::rotate(&mut conn, &master()?, &schedule, now, activation)?
+            );
+        }
+        KeysCommand::Retire { kid } => {
+            for event in keys::commands::retire(&mut conn, &master()?, &schedule, &kid, now)? {
+                println!("{event}");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -21,6 +21,7 @@ pub struct Settings {
     pub passwords: PasswordSettings,
     pub registration: RegistrationSettings,
     pub cors: CorsSettings,
+    pub keys: KeySettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -43,6 +44,36 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum SigningAlgorithm {
     ES256,
+    EdDSA,
+    RS256,
+    /// Only with an explicit `keys.hmac_secret` of at least 256 bits.
+    HS256,
+}
+
+impl SigningAlgorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            SigningAlgorithm::ES256 => "ES256",
+            SigningAlgorithm::EdDSA => "EdDSA",
+            SigningAlgorithm::RS256 => "RS256",
+            SigningAlgorithm::HS256 => "HS256",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySettings {
+    /// base64 of 32 bytes; empty: read (or create) `master_key_file`.
+    pub master_key: SecretString,
+    pub master_key_file: String,
+    pub rotation_days: i64,
+    /// 0: JWKS max-age + leeway + reload interval.
+    pub prepublish_secs: i64,
+    pub reload_secs: u64,
+    pub rsa_bits: usize,
+    /// base64 of at least 32 bytes, for HS256 only.
+    pub hmac_secret: SecretString,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -188,6 +219,34 @@ impl Settings {
         if self.passwords.min_strength > 4 {
             return invalid("passwords.min_strength", "must be between 0 and 4");
         }
+        if self.keys.rotation_days <= 0 {
+            return invalid("keys.rotation_days", "must be positive");
+        }
+        if self.keys.prepublish_secs < 0 {
+            return invalid("keys.prepublish_secs", "must not be negative");
+        }
+        if self.keys.reload_secs == 0 {
+            return invalid("keys.reload_secs", "must be at least 1");
+        }
+        if self.keys.prepublish_secs != 0
+            && self.keys.prepublish_secs <= self.keys.reload_secs as i64
+        {
+            return invalid(
+                "keys.prepublish_secs",
+                "must be longer than keys.reload_secs so every instance sees a key before it signs",
+            );
+        }
+        if ![2048, 3072].contains(&self.keys.rsa_bits) {
+            return invalid("keys.rsa_bits", "must be 2048 or 3072");
+        }
+        if self.tokens.algorithm == SigningAlgorithm::HS256
+            && self.keys.hmac_secret.expose_secret().is_empty()
+        {
+            return invalid(
+                "tokens.algorithm",
+                "HS256 needs keys.hmac_secret (base64 of at least 32 bytes)",
+            );
+        }
         if self.cors.allowed_origins.iter().any(|o| o == "*") {
             return invalid(
                 "cors.allowed_origins",
@@ -195,6 +254,16 @@ impl Settings {
             );
         }
         Ok(())
+    }
+
+    /// How long a new key is published before it signs: long enough for every
+    /// instance to load it and every verifier's cached JWKS to expire.
+    pub fn prepublish_secs(&self) -> i64 {
+        if self.keys.prepublish_secs > 0 {
+            self.keys.prepublish_secs
+        } else {
+            (self.tokens.jwks_max_age_secs + self.tokens.leeway_secs + self.keys.reload_secs) as i64
+        }
     }
 
     pub fn workers(&self) -> usize {

@@ -22,18 +22,18 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use actix_web::{web, HttpServer};
 use anyhow::Context;
-use signet_verify::{Rules, Verifier};
 
 use crate::accounts::password::{PasswordHasher, PasswordPolicy};
 use crate::clock::SharedClock;
 use crate::config::Settings;
-use crate::keys::ring::KeyRing;
+use crate::keys::service::KeyService;
 use crate::state::AppState;
 
 /// A bound, ready-to-run service.
 pub struct Application {
     port: u16,
     server: Server,
+    keys: Arc<KeyService>,
 }
 
 impl Application {
@@ -53,34 +53,22 @@ impl Application {
             .with_context(|| format!("cannot open the database ({})", target.describe()))?;
 
         let key_pool = pool.clone();
+        let key_settings = settings.clone();
         let key_clock = clock.clone();
-        let keys = web::block(move || -> anyhow::Result<KeyRing> {
-            let mut conn = key_pool.get()?;
-            KeyRing::load_or_create(&mut conn, key_clock.as_ref())
-        })
-        .await?
-        .context("cannot load the signing keys")?;
+        let keys = web::block(move || KeyService::start(key_pool, &key_settings, key_clock))
+            .await?
+            .context("cannot load the signing keys")?;
         let keys = Arc::new(keys);
+        keys.spawn_background();
+        let verifier = keys.verifier();
 
         let hasher = PasswordHasher::new(settings.passwords.bcrypt_cost);
-
-        let rules = Rules {
-            issuer: settings.tokens.issuer.clone(),
-            audience: settings.tokens.audience.clone(),
-            leeway_secs: settings.tokens.leeway_secs,
-        };
-        let verifier_clock = clock.clone();
-        let verifier = web::Data::new(Verifier::with_clock(
-            keys.verification_keys(),
-            rules,
-            Arc::new(move || verifier_clock.unix()),
-        ));
 
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             pool,
             clock,
-            keys,
+            keys: keys.clone(),
             hasher,
             policy: PasswordPolicy {
                 min_length: settings.passwords.min_length,
@@ -98,7 +86,12 @@ impl Application {
             .workers(settings.workers())
             .listen(listener)?
             .run();
-        Ok(Application { port, server })
+        Ok(Application { port, server, keys })
+    }
+
+    /// The key service, so tests can take rotation steps at a moment of their choosing.
+    pub fn keys(&self) -> Arc<KeyService> {
+        self.keys.clone()
     }
 
     pub fn port(&self) -> u16 {

@@ -11,13 +11,13 @@ use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::db::{DbConnection, Pool};
 use crate::error::ApiError;
-use crate::keys::ring::KeyRing;
+use crate::keys::service::KeyService;
 
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub pool: Pool,
     pub clock: SharedClock,
-    pub keys: Arc<KeyRing>,
+    pub keys: Arc<KeyService>,
     pub hasher: PasswordHasher,
     pub policy: PasswordPolicy,
     /// A real hash of a throw-away password: unknown users are checked against

@@ -39,6 +39,8 @@ diesel::table! {
         created_at -> Timestamp,
         activated_at -> Nullable<Timestamp>,
         retired_at -> Nullable<Timestamp>,
+        publish_until -> Nullable<Timestamp>,
+        verify_until -> Nullable<Timestamp>,
     }
 }
 

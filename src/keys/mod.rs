@@ -1,5 +1,11 @@
-//! Signing keys: storage, the in-memory key ring, JWKS and discovery.
+//! Signing keys: generation per algorithm, encryption at rest under a master
+//! key, the rotation lifecycle, the in-memory key ring, JWKS and discovery.
 
+pub mod algorithms;
+pub mod commands;
 pub mod handlers;
+pub mod master;
 pub mod model;
 pub mod ring;
+pub mod rotation;
+pub mod service;

@@ -1,20 +1,22 @@
-//! The key ring: the key that signs now and the public keys that verify.
-//! Loaded from the database so every instance on one database signs with the
-//! same key and keys survive restarts.
+//! The key ring: which key signs at a given moment, and which public keys are
+//! published and verify. Rebuilt from the database on every reload, so all
+//! instances on one database agree; the switch to a pre-published key happens
+//! at its planned time on every instance, without waiting for a reload.
 
 use std::sync::{Arc, RwLock};
 
 use anyhow::{anyhow, Context};
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
-use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use chrono::NaiveDateTime;
+use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey};
+use sha2::{Digest, Sha256};
 use signet_verify::KeySet;
 
-use super::model::{self, SigningKeyRow, PROTECTION_NONE, STATE_ACTIVE};
-use crate::clock::Clock;
-use crate::db::DbConnection;
-use crate::error::is_unique_violation;
+use super::algorithms;
+use super::master::{MasterKey, PROTECTION};
+use super::model::{SigningKeyRow, STATE_ACTIVE, STATE_NEXT, STATE_RETIRED};
 
 /// A private key ready to sign.
 pub struct SigningKey {
@@ -23,85 +25,112 @@ pub struct SigningKey {
     pub encoding: EncodingKey,
 }
 
-pub struct KeyRing {
-    signer: RwLock<Arc<SigningKey>>,
-    public: RwLock<Arc<JwkSet>>,
+/// The keys as of one reload.
+pub struct Snapshot {
+    active: Option<Arc<SigningKey>>,
+    /// The pre-published key and when it starts signing.
+    next: Option<(Arc<SigningKey>, NaiveDateTime)>,
+    /// Published keys (next, active, retired until `publish_until`).
+    pub jwks: Arc<JwkSet>,
+    /// Strong validator of the JWKS body.
+    pub jwks_etag: String,
+    /// Every key that still verifies: published ones plus retired keys whose
+    /// refresh tokens may still come back.
+    verification: JwkSet,
 }
 
-impl KeyRing {
-    /// Loads the active key, creating the first one on a fresh database.
-    /// Two instances starting at once race on the unique `active` index; the
-    /// loser reloads the winner's key.
-    pub fn load_or_create(conn: &mut DbConnection, clock: &dyn Clock) -> anyhow::Result<KeyRing> {
-        let active = match model::active(conn)? {
-            Some(row) => row,
-            None => {
-                let row = generate_es256(clock)?;
-                match model::insert(conn, &row) {
-                    Ok(_) => {
-                        log::info!("generated signing key {} ({})", row.kid, row.algorithm);
-                        row
-                    }
-                    Err(err) if is_unique_violation(&err) => model::active(conn)?
-                        .ok_or_else(|| anyhow!("active signing key vanished"))?,
-                    Err(err) => return Err(err.into()),
+impl Snapshot {
+    pub fn from_rows(
+        rows: &[SigningKeyRow],
+        master: &MasterKey,
+        now: NaiveDateTime,
+    ) -> anyhow::Result<Snapshot> {
+        let mut active = None;
+        let mut next = None;
+        let mut published = Vec::new();
+        let mut verification = Vec::new();
+        for row in rows {
+            let jwk: Jwk = serde_json::from_str(&row.public_jwk)
+                .with_context(|| format!("public JWK of {}", row.kid))?;
+            match row.state.as_str() {
+                STATE_ACTIVE => active = Some(Arc::new(signing_key(row, master)?)),
+                STATE_NEXT => {
+                    next = Some((
+                        Arc::new(signing_key(row, master)?),
+                        row.activated_at.unwrap_or(now),
+                    ))
                 }
+                STATE_RETIRED => {}
+                _ => continue,
             }
-        };
-        let signer = signing_key(&active)?;
-        let public = public_jwks(&model::published(conn)?)?;
-        Ok(KeyRing {
-            signer: RwLock::new(Arc::new(signer)),
-            public: RwLock::new(Arc::new(public)),
+            let still_published =
+                row.state != STATE_RETIRED || row.publish_until.is_some_and(|until| until > now);
+            let still_verifies =
+                row.state != STATE_RETIRED || row.verify_until.is_some_and(|until| until > now);
+            if still_published {
+                published.push(jwk.clone());
+            }
+            if still_verifies {
+                verification.push(jwk);
+            }
+        }
+        let jwks = JwkSet { keys: published };
+        let body = serde_json::to_vec(&jwks)?;
+        let jwks_etag = format!("\"{}\"", B64.encode(&Sha256::digest(&body)[..16]));
+        Ok(Snapshot {
+            active,
+            next,
+            jwks: Arc::new(jwks),
+            jwks_etag,
+            verification: JwkSet { keys: verification },
         })
     }
 
-    pub fn signer(&self) -> Arc<SigningKey> {
-        self.signer
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    /// The key that signs at `now`: the pre-published one once its time has
+    /// come (even before the database step promotes it), else the active one.
+    pub fn signer(&self, now: NaiveDateTime) -> Option<Arc<SigningKey>> {
+        match &self.next {
+            Some((key, at)) if *at <= now => Some(key.clone()),
+            _ => self.active.clone(),
+        }
     }
 
-    /// The JWKS document: public members only.
-    pub fn jwks(&self) -> Arc<JwkSet> {
-        self.public
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// The verification keys for `signet_verify::Verifier`.
     pub fn verification_keys(&self) -> KeySet {
-        let (keys, skipped) = KeySet::from_jwks(&self.jwks());
+        let (keys, skipped) = KeySet::from_jwks(&self.verification);
         for err in skipped {
-            log::error!("published key unusable for verification: {err}");
+            log::error!("stored key unusable for verification: {err}");
         }
         keys
     }
+
+    /// Algorithms of the published keys, for the discovery documents.
+    pub fn algorithms(&self) -> Vec<String> {
+        let mut algs: Vec<String> = self
+            .jwks
+            .keys
+            .iter()
+            .filter_map(|k| k.common.key_algorithm.map(|a| a.to_string()))
+            .collect();
+        algs.sort();
+        algs.dedup();
+        algs
+    }
 }
 
-fn signing_key(row: &SigningKeyRow) -> anyhow::Result<SigningKey> {
-    if row.key_protection != PROTECTION_NONE {
+fn signing_key(row: &SigningKeyRow, master: &MasterKey) -> anyhow::Result<SigningKey> {
+    if row.key_protection != PROTECTION {
         return Err(anyhow!(
             "signing key {} uses unknown protection {}",
             row.kid,
             row.key_protection
         ));
     }
+    let pkcs8 = master.open(&row.kid, &row.private_key)?;
     let algorithm: Algorithm = row
         .algorithm
         .parse()
         .with_context(|| format!("signing key {}", row.kid))?;
-    let encoding = match algorithm {
-        Algorithm::ES256 => EncodingKey::from_ec_der(&row.private_key),
-        other => {
-            return Err(anyhow!(
-                "signing key {}: algorithm {other:?} not supported",
-                row.kid
-            ))
-        }
-    };
+    let encoding = algorithms::encoding_key(algorithm, &pkcs8)?;
     Ok(SigningKey {
         kid: row.kid.clone(),
         algorithm,
@@ -109,38 +138,26 @@ fn signing_key(row: &SigningKeyRow) -> anyhow::Result<SigningKey> {
     })
 }
 
-fn public_jwks(rows: &[SigningKeyRow]) -> anyhow::Result<JwkSet> {
-    let keys = rows
-        .iter()
-        .map(|row| {
-            serde_json::from_str::<Jwk>(&row.public_jwk)
-                .with_context(|| format!("public JWK of {}", row.kid))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(JwkSet { keys })
+/// The current snapshot, swapped whole on reload.
+pub struct KeyRing {
+    snapshot: RwLock<Arc<Snapshot>>,
 }
 
-/// A new ES256 key: PKCS#8 private half, public JWK with its RFC 7638
-/// thumbprint as `kid`.
-pub fn generate_es256(clock: &dyn Clock) -> anyhow::Result<SigningKeyRow> {
-    let pkcs8 =
-        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-            .map_err(|_| anyhow!("ES256 key generation failed"))?;
-    let encoding = EncodingKey::from_ec_der(pkcs8.as_ref());
-    let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::ES256)?;
-    let kid = jwk.thumbprint(ThumbprintHash::SHA256)?;
-    jwk.common.key_id = Some(kid.clone());
-    jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-    let now = clock.now_db();
-    Ok(SigningKeyRow {
-        kid,
-        algorithm: "ES256".to_owned(),
-        state: STATE_ACTIVE.to_owned(),
-        private_key: pkcs8.as_ref().to_vec(),
-        key_protection: PROTECTION_NONE.to_owned(),
-        public_jwk: serde_json::to_string(&jwk)?,
-        created_at: now,
-        activated_at: Some(now),
-        retired_at: None,
-    })
+impl KeyRing {
+    pub fn new(snapshot: Snapshot) -> KeyRing {
+        KeyRing {
+            snapshot: RwLock::new(Arc::new(snapshot)),
+        }
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn replace(&self, snapshot: Snapshot) {
+        *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
+    }
 }

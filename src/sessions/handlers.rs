@@ -3,6 +3,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 use signet_verify::actix::Authenticated;
+use signet_verify::VerifyError;
 
 use super::model::revoke_user_sessions;
 use super::service::{self, ClientInfo};
@@ -10,7 +11,7 @@ use crate::accounts::model as users;
 use crate::accounts::rules::username_key;
 use crate::error::{ApiError, FieldError};
 use crate::state::{dummy_hash, AppState};
-use crate::tokens::{verify_refresh, TokenPair};
+use crate::tokens::{verify_refresh, RefreshClaims, TokenPair};
 
 #[derive(Deserialize)]
 pub struct LoginRequest {
@@ -72,8 +73,8 @@ pub async fn login(
     }
 
     let settings = state.settings.clone();
-    let signer = state.keys.signer();
     let now = state.clock.now_db();
+    let signer = state.keys.signer(now)?;
     let client = client_info(&req);
     let minted = state
         .db(move |conn| {
@@ -96,15 +97,10 @@ pub async fn refresh(
     state: web::Data<AppState>,
     body: web::Json<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let claims = verify_refresh(
-        state.verifier(),
-        &state.settings.tokens.issuer,
-        &body.refresh_token,
-    )
-    .map_err(|_| ApiError::InvalidRefreshToken)?;
+    let claims = verified_refresh_claims(&state, &body.refresh_token).await?;
     let settings = state.settings.clone();
-    let signer = state.keys.signer();
     let now = state.clock.now_db();
+    let signer = state.keys.signer(now)?;
     let minted = state
         .db(move |conn| service::rotate(conn, &settings.tokens, &signer, &claims, now))
         .await?;
@@ -116,17 +112,34 @@ pub async fn logout(
     state: web::Data<AppState>,
     body: web::Json<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let claims = verify_refresh(
-        state.verifier(),
-        &state.settings.tokens.issuer,
-        &body.refresh_token,
-    )
-    .map_err(|_| ApiError::InvalidRefreshToken)?;
+    let claims = verified_refresh_claims(&state, &body.refresh_token).await?;
     let now = state.clock.now_db();
     state
         .db(move |conn| service::end_session(conn, &claims, now))
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Verifies a refresh token's signature and claims. A `kid` this instance
+/// does not know yet (another instance just rotated) triggers one reload.
+async fn verified_refresh_claims(
+    state: &web::Data<AppState>,
+    token: &str,
+) -> Result<RefreshClaims, ApiError> {
+    let issuer = &state.settings.tokens.issuer;
+    match verify_refresh(state.verifier(), issuer, token) {
+        Ok(claims) => Ok(claims),
+        Err(VerifyError::UnknownKid) => {
+            let keys = state.keys.clone();
+            state
+                .blocking(move || keys.reload_for_unknown_kid())
+                .await?
+                .map_err(ApiError::internal)?;
+            verify_refresh(state.verifier(), issuer, token)
+                .map_err(|_| ApiError::InvalidRefreshToken)
+        }
+        Err(_) => Err(ApiError::InvalidRefreshToken),
+    }
 }
 
 /// Token responses must not be cached anywhere (RFC 6749 §5.1).

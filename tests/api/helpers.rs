@@ -13,6 +13,8 @@ use signet::db::{DbConnection, Pool};
 use signet::Application;
 
 pub const PASSWORD: &str = "violet-canyon-73-drift";
+/// base64 of 32 bytes: tests never write a master key file.
+pub const TEST_MASTER_KEY: &str = "c2lnbmV0LXRlc3QtbWFzdGVyLWtleS0zMi1ieXRlcyE=";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -63,6 +65,8 @@ pub enum TestDb {
         name: String,
         url: String,
     },
+    /// Another app's database (a second instance); dropped by its owner.
+    Shared { url: String },
 }
 
 impl TestDb {
@@ -96,7 +100,9 @@ impl TestDb {
 
     pub fn url(&self) -> &str {
         match self {
-            TestDb::Sqlite { url, .. } | TestDb::Postgres { url, .. } => url,
+            TestDb::Sqlite { url, .. } | TestDb::Postgres { url, .. } | TestDb::Shared { url } => {
+                url
+            }
         }
     }
 }
@@ -122,6 +128,7 @@ pub struct TestApp {
     pub settings: Settings,
     pub backend: Backend,
     pub handle: actix_web::dev::ServerHandle,
+    pub keys: Arc<signet::keys::service::KeyService>,
     // Dropped last: the server must not outlive its database.
     pub db: TestDb,
 }
@@ -155,6 +162,7 @@ impl TestApp {
             .expect("app builds");
         let address = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
+        let keys = app.keys();
         tokio::spawn(app.run_until_stopped());
         let client = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -167,12 +175,18 @@ impl TestApp {
             settings,
             backend,
             handle,
+            keys,
             db,
         }
     }
 
     /// Stops the server and starts a new one on the same database and clock.
     pub async fn restart(self) -> TestApp {
+        self.restart_with("").await
+    }
+
+    /// Restarts with other settings layered over the test defaults.
+    pub async fn restart_with(self, extra_toml: &str) -> TestApp {
         let TestApp {
             handle,
             db,
@@ -181,7 +195,40 @@ impl TestApp {
             ..
         } = self;
         handle.stop(true).await;
-        Self::start(backend, db, clock, "").await
+        Self::start(backend, db, clock, extra_toml).await
+    }
+
+    /// Stops the server and tries to start one with other settings: the error
+    /// of a start-up that fails.
+    pub async fn restart_failing(self, extra_toml: &str) -> String {
+        let TestApp { handle, db, .. } = self;
+        handle.stop(true).await;
+        match Application::build(
+            test_settings(db.url(), extra_toml),
+            Arc::new(ManualClock::new()),
+        )
+        .await
+        {
+            Ok(_) => panic!("start-up should have failed"),
+            Err(err) => format!("{err:#}"),
+        }
+    }
+
+    /// A second instance on the same database and clock (a cluster of two).
+    pub async fn spawn_peer(&self, extra_toml: &str) -> TestApp {
+        let db = TestDb::Shared {
+            url: self.db.url().to_owned(),
+        };
+        Self::start(self.backend, db, self.clock.clone(), extra_toml).await
+    }
+
+    /// One rotation step and reload, now (the background one waits an hour in tests).
+    pub async fn tick(&self) {
+        let keys = self.keys.clone();
+        tokio::task::spawn_blocking(move || keys.tick())
+            .await
+            .unwrap()
+            .expect("key tick");
     }
 
     /// A direct pool on the test's database, for checks the API cannot make.
@@ -277,7 +324,8 @@ pub fn test_settings(db_url: &str, extra_toml: &str) -> Settings {
     let base = format!(
         "[server]\nbind = \"127.0.0.1:0\"\nworkers = 1\n\
          [database]\nurl = \"{db_url}\"\npool_size = 4\n\
-         [passwords]\nbcrypt_cost = 4\n"
+         [passwords]\nbcrypt_cost = 4\n\
+         [keys]\nmaster_key = \"{TEST_MASTER_KEY}\"\nreload_secs = 3600\n"
     );
     let merged = merge_toml(&base, extra_toml);
     Settings::from_toml(&merged).expect("test settings")

@@ -16,6 +16,7 @@ mod cli;
 mod errors;
 mod keys;
 mod resilience;
+mod rotation;
 mod schema;
 mod sessions;
 mod tokens;
