@@ -158,3 +158,49 @@ fn a_wrong_postgres_password_is_reported_at_once() {
     );
     assert!(started.elapsed().as_secs() < 10);
 }
+
+backend_tests!(keys_list_rotate_and_retire);
+
+async fn keys_list_rotate_and_retire(app: TestApp) {
+    let url = app.db.url().to_owned();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_signet"))
+            .args(args)
+            .env("SIGNET__DATABASE__URL", &url)
+            .env("SIGNET__KEYS__MASTER_KEY", crate::helpers::TEST_MASTER_KEY)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let listed = run(&["keys", "list"]);
+    assert_eq!(listed.lines().filter(|l| l.contains(" active ")).count(), 1, "{listed}");
+
+    let rotated = run(&["keys", "rotate"]);
+    assert!(rotated.contains("published next key"), "{rotated}");
+    let listed = run(&["keys", "list"]);
+    assert_eq!(listed.lines().filter(|l| l.contains(" next ")).count(), 1, "{listed}");
+    // A second rotate reuses the pending key.
+    assert!(run(&["keys", "rotate"]).contains("already published"));
+
+    // Emergency: the next key signs at once.
+    let rotated = run(&["keys", "rotate", "--now"]);
+    assert!(rotated.contains("signs from now"), "{rotated}");
+    let listed = run(&["keys", "list"]);
+    assert_eq!(listed.lines().filter(|l| l.contains(" retired ")).count(), 1, "{listed}");
+    let active_kid = listed.lines().find(|l| l.contains(" active ")).unwrap().split_whitespace().next().unwrap().to_owned();
+
+    let retired = run(&["keys", "retire", &active_kid]);
+    assert!(retired.contains("revoked"), "{retired}");
+    let listed = run(&["keys", "list"]);
+    assert!(listed.lines().any(|l| l.starts_with(&active_kid) && l.contains(" revoked ")), "{listed}");
+    assert_eq!(listed.lines().filter(|l| l.contains(" active ")).count(), 1, "a replacement signs: {listed}");
+
+    // The running service picks all of it up at its next reload.
+    app.tick().await;
+    app.register_ok("after").await;
+    let pair = app.login_ok("after").await;
+    let kid = jsonwebtoken::decode_header(pair["access_token"].as_str().unwrap()).unwrap().kid.unwrap();
+    assert_ne!(kid, active_kid);
+    assert!(listed.contains(&kid));
+}
