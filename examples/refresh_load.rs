@@ -66,19 +66,9 @@ impl Chain {
             .await
             .context("register request")?;
         if res.status() != StatusCode::CREATED {
-            bail!(
-                "register {username}: {} {}",
-                res.status(),
-                res.text().await?
-            );
+            bail!("register {username}: {} {}", res.status(), res.text().await?);
         }
-        let mut chain = Chain {
-            http,
-            base,
-            username,
-            password,
-            refresh_token: String::new(),
-        };
+        let mut chain = Chain { http, base, username, password, refresh_token: String::new() };
         chain.login().await?;
         Ok(chain)
     }
@@ -132,14 +122,8 @@ impl Chain {
                     _ => *stats.errors.entry("200 without token".into()).or_default() += 1,
                 }
             } else {
-                let code = body
-                    .as_ref()
-                    .and_then(|b| b["code"].as_str())
-                    .unwrap_or("-");
-                *stats
-                    .errors
-                    .entry(format!("{} {code}", status.as_u16()))
-                    .or_default() += 1;
+                let code = body.as_ref().and_then(|b| b["code"].as_str()).unwrap_or("-");
+                *stats.errors.entry(format!("{} {code}", status.as_u16())).or_default() += 1;
             }
             stats.slowest_error = stats.slowest_error.max(elapsed);
             // A 5xx rolled back: the same token may be tried again. A 401 (or a
@@ -157,10 +141,7 @@ impl Chain {
 }
 
 fn refresh_token_of(pair: Value) -> anyhow::Result<String> {
-    pair["refresh_token"]
-        .as_str()
-        .map(str::to_owned)
-        .context("token pair without refresh_token")
+    pair["refresh_token"].as_str().map(str::to_owned).context("token pair without refresh_token")
 }
 
 /// The `p`th percentile (nearest rank) of sorted latencies, in milliseconds.
@@ -182,9 +163,8 @@ async fn main() -> anyhow::Result<()> {
     let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
 
     // Set-up, untimed: register and log in every client concurrently.
-    let setups: Vec<_> = (0..args.clients)
-        .map(|n| tokio::spawn(Chain::start(http.clone(), base.clone(), n, tag.clone())))
-        .collect();
+    let setups: Vec<_> =
+        (0..args.clients).map(|n| tokio::spawn(Chain::start(http.clone(), base.clone(), n, tag.clone()))).collect();
     let mut chains = Vec::with_capacity(args.clients);
     for setup in setups {
         chains.push(setup.await.context("set-up task")??);
@@ -193,10 +173,7 @@ async fn main() -> anyhow::Result<()> {
     // Timed phase: every chain refreshes until the common deadline.
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.secs);
-    let runs: Vec<_> = chains
-        .into_iter()
-        .map(|chain| tokio::spawn(chain.run(deadline)))
-        .collect();
+    let runs: Vec<_> = chains.into_iter().map(|chain| tokio::spawn(chain.run(deadline))).collect();
     let mut total = Stats::default();
     for run in runs {
         let stats = run.await.context("client task")?;
@@ -230,10 +207,7 @@ async fn main() -> anyhow::Result<()> {
         println!("  error {key}: {count}");
     }
     if errors > 0 {
-        println!(
-            "  slowest error answer: {:.1} ms",
-            total.slowest_error.as_secs_f64() * 1000.0
-        );
+        println!("  slowest error answer: {:.1} ms", total.slowest_error.as_secs_f64() * 1000.0);
     }
     Ok(())
 }

@@ -22,11 +22,7 @@ use crate::keys::rotation::{Activation, Schedule};
 use crate::Application;
 
 #[derive(Parser)]
-#[command(
-    name = "signet",
-    version,
-    about = "A small JWT-issuing identity service."
-)]
+#[command(name = "signet", version, about = "A small JWT-issuing identity service.")]
 pub struct Cli {
     /// A TOML file layered over the built-in defaults (also SIGNET_CONFIG).
     #[arg(long, global = true, value_name = "FILE")]
@@ -97,49 +93,25 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let applied = db::run_migrations(&mut conn)?;
             println!(
                 "migrations applied: {}",
-                if applied.is_empty() {
-                    "none pending".into()
-                } else {
-                    applied.join(", ")
-                }
+                if applied.is_empty() { "none pending".into() } else { applied.join(", ") }
             );
             Ok(())
         }
-        Command::Users(UsersCommand::Create {
-            username,
-            roles,
-            email,
-            password_stdin,
-        }) => {
-            let (password, generated) = if password_stdin {
-                (read_password_line()?, false)
-            } else {
-                (generate_password()?, true)
-            };
+        Command::Users(UsersCommand::Create { username, roles, email, password_stdin }) => {
+            let (password, generated) =
+                if password_stdin { (read_password_line()?, false) } else { (generate_password()?, true) };
             let mut all_roles = vec![service::DEFAULT_ROLE.to_owned()];
             all_roles.extend(roles);
             let policy = PasswordPolicy {
                 min_length: settings.passwords.min_length,
                 min_strength: settings.passwords.min_strength,
             };
-            let registration = service::check_registration(
-                &policy,
-                &username,
-                email.as_deref(),
-                &all_roles,
-                &password,
-            )
-            .map_err(describe)?;
+            let registration = service::check_registration(&policy, &username, email.as_deref(), &all_roles, &password)
+                .map_err(describe)?;
             let hash = PasswordHasher::new(settings.passwords.bcrypt_cost).hash(&password)?;
             let mut conn = open(&settings)?;
-            let user = service::insert_user(&mut conn, &registration, &hash, SystemClock.now_db())
-                .map_err(describe)?;
-            println!(
-                "created user {} ({}) with roles {}",
-                user.username,
-                user.id,
-                user.role_list().join(", ")
-            );
+            let user = service::insert_user(&mut conn, &registration, &hash, SystemClock.now_db()).map_err(describe)?;
+            println!("created user {} ({}) with roles {}", user.username, user.id, user.role_list().join(", "));
             if generated {
                 println!("password: {password}");
             }
@@ -173,8 +145,7 @@ fn keys_command(settings: &Settings, command: KeysCommand) -> anyhow::Result<()>
                 "KID", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED"
             );
             let date = |t: Option<chrono::NaiveDateTime>| {
-                t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-                    .unwrap_or_else(|| "-".into())
+                t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".into())
             };
             for key in keys::commands::list(&mut conn)? {
                 println!(
@@ -189,15 +160,8 @@ fn keys_command(settings: &Settings, command: KeysCommand) -> anyhow::Result<()>
             }
         }
         KeysCommand::Rotate { now: emergency } => {
-            let activation = if emergency {
-                Activation::Now
-            } else {
-                Activation::Scheduled
-            };
-            println!(
-                "{}",
-                keys::commands::rotate(&mut conn, &master()?, &schedule, now, activation)?
-            );
+            let activation = if emergency { Activation::Now } else { Activation::Scheduled };
+            println!("{}", keys::commands::rotate(&mut conn, &master()?, &schedule, now, activation)?);
         }
         KeysCommand::Retire { kid } => {
             for event in keys::commands::retire(&mut conn, &master()?, &schedule, &kid, now)? {
@@ -220,10 +184,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
 
 /// One connection with the schema brought up to date.
 fn open(settings: &Settings) -> anyhow::Result<DbConnection> {
-    let target = db::Target::parse(
-        &settings.database.url,
-        settings.database.connect_timeout_secs,
-    );
+    let target = db::Target::parse(&settings.database.url, settings.database.connect_timeout_secs);
     let manager = db::ConnectionManager::new(target.clone());
     let mut conn = r2d2::ManageConnection::connect(&manager)
         .with_context(|| format!("cannot open the database ({})", target.describe()))?;
@@ -233,10 +194,7 @@ fn open(settings: &Settings) -> anyhow::Result<DbConnection> {
 
 fn read_password_line() -> anyhow::Result<String> {
     let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("cannot read the password from stdin")?;
+    std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
     let password = line.strip_suffix('\n').unwrap_or(&line);
     Ok(password.strip_suffix('\r').unwrap_or(password).to_owned())
 }
@@ -250,14 +208,9 @@ fn generate_password() -> anyhow::Result<String> {
 
 fn describe(err: ApiError) -> anyhow::Error {
     match err {
-        ApiError::ValidationFailed(errors) | ApiError::WeakPassword(errors) => anyhow!(
-            "{}",
-            errors
-                .iter()
-                .map(|e| format!("{} {}", e.field, e.message))
-                .collect::<Vec<_>>()
-                .join("; ")
-        ),
+        ApiError::ValidationFailed(errors) | ApiError::WeakPassword(errors) => {
+            anyhow!("{}", errors.iter().map(|e| format!("{} {}", e.field, e.message)).collect::<Vec<_>>().join("; "))
+        }
         ApiError::UsernameTaken => anyhow!("that username is taken"),
         other => anyhow!("{other}"),
     }

@@ -24,9 +24,7 @@ pub type SharedClock = Arc<dyn Clock>;
 
 pub fn to_db_time(time: DateTime<Utc>) -> NaiveDateTime {
     let naive = time.naive_utc();
-    naive
-        .with_nanosecond(naive.nanosecond() / 1_000 * 1_000)
-        .unwrap_or(naive)
+    naive.with_nanosecond(naive.nanosecond() / 1_000 * 1_000).unwrap_or(naive)
 }
 
 pub struct SystemClock;
@@ -44,14 +42,11 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new() -> Self {
-        ManualClock {
-            micros: AtomicI64::new(Utc::now().timestamp_micros()),
-        }
+        ManualClock { micros: AtomicI64::new(Utc::now().timestamp_micros()) }
     }
 
     pub fn advance(&self, by: TimeDelta) {
-        self.micros
-            .fetch_add(by.num_microseconds().unwrap_or(i64::MAX), Ordering::SeqCst);
+        self.micros.fetch_add(by.num_microseconds().unwrap_or(i64::MAX), Ordering::SeqCst);
     }
 }
 

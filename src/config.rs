@@ -22,6 +22,21 @@ pub struct Settings {
     pub registration: RegistrationSettings,
     pub cors: CorsSettings,
     pub keys: KeySettings,
+    pub throttle: ThrottleSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleSettings {
+    pub enabled: bool,
+    pub failures_before_lockout: i32,
+    pub lockout_secs: i64,
+    pub max_lockout_secs: i64,
+    pub failure_window_secs: i64,
+    pub per_ip_per_minute: u32,
+    pub per_ip_burst: u32,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -30,6 +45,9 @@ pub struct ServerSettings {
     pub bind: SocketAddr,
     pub workers: usize,
     pub body_limit_bytes: usize,
+    pub max_header_bytes: usize,
+    pub request_timeout_secs: u64,
+    pub keep_alive_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -124,8 +142,7 @@ impl Settings {
     pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
         let env_file = std::env::var_os("SIGNET_CONFIG");
         let file = file.or(env_file.as_deref().map(Path::new));
-        let mut builder =
-            Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
         if let Some(file) = file {
             builder = builder.add_source(File::from(file).format(FileFormat::Toml).required(true));
         }
@@ -162,12 +179,7 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), SettingsError> {
-        let invalid = |key, problem: &str| {
-            Err(SettingsError::Invalid {
-                key,
-                problem: problem.to_owned(),
-            })
-        };
+        let invalid = |key, problem: &str| Err(SettingsError::Invalid { key, problem: problem.to_owned() });
         if self.server.body_limit_bytes < 256 {
             return invalid("server.body_limit_bytes", "must be at least 256");
         }
@@ -181,13 +193,8 @@ impl Settings {
             return invalid("database.url", "must not be empty");
         }
         let issuer = self.tokens.issuer.as_str();
-        if !(issuer.starts_with("https://") || issuer.starts_with("http://"))
-            || issuer.ends_with('/')
-        {
-            return invalid(
-                "tokens.issuer",
-                "must be an http(s) URL without a trailing slash",
-            );
+        if !(issuer.starts_with("https://") || issuer.starts_with("http://")) || issuer.ends_with('/') {
+            return invalid("tokens.issuer", "must be an http(s) URL without a trailing slash");
         }
         if self.tokens.audience.is_empty() {
             return invalid("tokens.audience", "must not be empty");
@@ -205,10 +212,7 @@ impl Settings {
             return invalid("tokens.session_max_secs", "must be positive");
         }
         if !(0..=60).contains(&self.tokens.refresh_reuse_grace_secs) {
-            return invalid(
-                "tokens.refresh_reuse_grace_secs",
-                "must be between 0 and 60",
-            );
+            return invalid("tokens.refresh_reuse_grace_secs", "must be between 0 and 60");
         }
         if !(4..=31).contains(&self.passwords.bcrypt_cost) {
             return invalid("passwords.bcrypt_cost", "must be between 4 and 31");
@@ -219,6 +223,28 @@ impl Settings {
         if self.passwords.min_strength > 4 {
             return invalid("passwords.min_strength", "must be between 0 and 4");
         }
+        if self.server.max_header_bytes < 1024 {
+            return invalid("server.max_header_bytes", "must be at least 1024");
+        }
+        if self.server.request_timeout_secs == 0 {
+            return invalid("server.request_timeout_secs", "must be at least 1");
+        }
+        let t = &self.throttle;
+        if t.failures_before_lockout < 1 {
+            return invalid("throttle.failures_before_lockout", "must be at least 1");
+        }
+        if t.lockout_secs < 1 {
+            return invalid("throttle.lockout_secs", "must be at least 1");
+        }
+        if t.max_lockout_secs < t.lockout_secs {
+            return invalid("throttle.max_lockout_secs", "must be at least throttle.lockout_secs");
+        }
+        if t.failure_window_secs < 1 {
+            return invalid("throttle.failure_window_secs", "must be at least 1");
+        }
+        if t.per_ip_per_minute == 0 || t.per_ip_burst == 0 {
+            return invalid("throttle.per_ip_per_minute", "and throttle.per_ip_burst must be at least 1");
+        }
         if self.keys.rotation_days <= 0 {
             return invalid("keys.rotation_days", "must be positive");
         }
@@ -228,9 +254,7 @@ impl Settings {
         if self.keys.reload_secs == 0 {
             return invalid("keys.reload_secs", "must be at least 1");
         }
-        if self.keys.prepublish_secs != 0
-            && self.keys.prepublish_secs <= self.keys.reload_secs as i64
-        {
+        if self.keys.prepublish_secs != 0 && self.keys.prepublish_secs <= self.keys.reload_secs as i64 {
             return invalid(
                 "keys.prepublish_secs",
                 "must be longer than keys.reload_secs so every instance sees a key before it signs",
@@ -239,19 +263,11 @@ impl Settings {
         if ![2048, 3072].contains(&self.keys.rsa_bits) {
             return invalid("keys.rsa_bits", "must be 2048 or 3072");
         }
-        if self.tokens.algorithm == SigningAlgorithm::HS256
-            && self.keys.hmac_secret.expose_secret().is_empty()
-        {
-            return invalid(
-                "tokens.algorithm",
-                "HS256 needs keys.hmac_secret (base64 of at least 32 bytes)",
-            );
+        if self.tokens.algorithm == SigningAlgorithm::HS256 && self.keys.hmac_secret.expose_secret().is_empty() {
+            return invalid("tokens.algorithm", "HS256 needs keys.hmac_secret (base64 of at least 32 bytes)");
         }
         if self.cors.allowed_origins.iter().any(|o| o == "*") {
-            return invalid(
-                "cors.allowed_origins",
-                "must list origins; `*` is not allowed with credentials",
-            );
+            return invalid("cors.allowed_origins", "must list origins; `*` is not allowed with credentials");
         }
         Ok(())
     }
@@ -268,9 +284,7 @@ impl Settings {
 
     pub fn workers(&self) -> usize {
         if self.server.workers == 0 {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
         } else {
             self.server.workers
         }
@@ -310,8 +324,7 @@ mod tests {
 
     #[test]
     fn database_url_is_not_printed() {
-        let settings =
-            Settings::from_toml("[database]\nurl = \"postgres://u:hunter2@h/db\"").expect("valid");
+        let settings = Settings::from_toml("[database]\nurl = \"postgres://u:hunter2@h/db\"").expect("valid");
         assert!(!format!("{settings:?}").contains("hunter2"));
     }
 }

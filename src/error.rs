@@ -27,10 +27,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: &'static str, message: impl Into<String>) -> Self {
-        FieldError {
-            field,
-            message: message.into(),
-        }
+        FieldError { field, message: message.into() }
     }
 }
 
@@ -62,6 +59,10 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("request headers too large")]
+    RequestHeaderTooLarge,
     #[error("database unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0:#}")]
@@ -91,6 +92,8 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::TooManyRequests { .. } => "too_many_requests",
+            ApiError::RequestHeaderTooLarge => "request_header_too_large",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -100,28 +103,23 @@ impl ApiError {
         match self {
             ApiError::MalformedRequest(why) => why.clone(),
             ApiError::ValidationFailed(_) => "Some fields break a rule; see errors.".into(),
-            ApiError::WeakPassword(_) => {
-                "The password breaks the password policy; see errors.".into()
-            }
+            ApiError::WeakPassword(_) => "The password breaks the password policy; see errors.".into(),
             ApiError::InvalidCredentials => "Unknown username or wrong password.".into(),
-            ApiError::InvalidRefreshToken => {
-                "The refresh token is invalid, expired or revoked.".into()
-            }
+            ApiError::InvalidRefreshToken => "The refresh token is invalid, expired or revoked.".into(),
             ApiError::RefreshTokenReused => {
-                "This refresh token was already used; its session has been revoked. Log in again."
-                    .into()
+                "This refresh token was already used; its session has been revoked. Log in again.".into()
             }
             ApiError::AccountDisabled => "This account is disabled.".into(),
-            ApiError::RegistrationClosed => {
-                "Self-service registration is closed on this server.".into()
-            }
+            ApiError::RegistrationClosed => "Self-service registration is closed on this server.".into(),
             ApiError::UsernameTaken => "This username is taken.".into(),
             ApiError::NotFound => "No such resource.".into(),
             ApiError::MethodNotAllowed => "This method is not allowed on this resource.".into(),
-            ApiError::PayloadTooLarge => {
-                "The request body is larger than this server accepts.".into()
-            }
+            ApiError::PayloadTooLarge => "The request body is larger than this server accepts.".into(),
             ApiError::UnsupportedMediaType => "Send the body as application/json.".into(),
+            ApiError::TooManyRequests { retry_after_secs } => {
+                format!("Too many attempts; retry in {retry_after_secs} seconds.")
+            }
+            ApiError::RequestHeaderTooLarge => "The request headers are larger than this server accepts.".into(),
             ApiError::Unavailable(_) => "The database is unavailable; retry shortly.".into(),
             ApiError::Internal(_) => "Internal error.".into(),
         }
@@ -139,18 +137,18 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::MalformedRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::ValidationFailed(_) | ApiError::WeakPassword(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
+            ApiError::ValidationFailed(_) | ApiError::WeakPassword(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::InvalidCredentials | ApiError::InvalidRefreshToken | ApiError::RefreshTokenReused => {
+                StatusCode::UNAUTHORIZED
             }
-            ApiError::InvalidCredentials
-            | ApiError::InvalidRefreshToken
-            | ApiError::RefreshTokenReused => StatusCode::UNAUTHORIZED,
             ApiError::AccountDisabled | ApiError::RegistrationClosed => StatusCode::FORBIDDEN,
             ApiError::UsernameTaken => StatusCode::CONFLICT,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RequestHeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -164,31 +162,18 @@ impl ResponseError for ApiError {
         }
         let mut response = problem_builder(self.status_code());
         match self {
-            ApiError::InvalidCredentials
-            | ApiError::InvalidRefreshToken
-            | ApiError::RefreshTokenReused => {
-                response.insert_header((
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"signet\""),
-                ));
+            ApiError::InvalidCredentials | ApiError::InvalidRefreshToken | ApiError::RefreshTokenReused => {
+                response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"signet\"")));
             }
             ApiError::Unavailable(_) => {
-                response.insert_header((
-                    header::RETRY_AFTER,
-                    HeaderValue::from_static(RETRY_AFTER_SECS),
-                ));
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS)));
+            }
+            ApiError::TooManyRequests { retry_after_secs } => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
             }
             _ => {}
         }
-        response.body(
-            problem_body(
-                self.status_code(),
-                self.code(),
-                &self.detail(),
-                self.field_errors(),
-            )
-            .to_string(),
-        )
+        response.body(problem_body(self.status_code(), self.code(), &self.detail(), self.field_errors()).to_string())
     }
 }
 
@@ -199,12 +184,7 @@ fn problem_builder(status: StatusCode) -> actix_web::HttpResponseBuilder {
 }
 
 /// The RFC 9457 body, shared with the verifier crate's shape.
-pub fn problem_body(
-    status: StatusCode,
-    code: &str,
-    detail: &str,
-    errors: Option<&[FieldError]>,
-) -> serde_json::Value {
+pub fn problem_body(status: StatusCode, code: &str, detail: &str, errors: Option<&[FieldError]>) -> serde_json::Value {
     let mut body = json!({
         "type": format!("urn:signet:problem:{code}"),
         "title": status.canonical_reason().unwrap_or("Error"),
@@ -228,8 +208,7 @@ impl From<DieselError> for ApiError {
             ) => ApiError::Unavailable(info.message().to_owned()),
             // SQLite reports lock contention beyond busy_timeout as a plain error.
             DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
-                if info.message().contains("database is locked")
-                    || info.message().contains("database is busy") =>
+                if info.message().contains("database is locked") || info.message().contains("database is busy") =>
             {
                 ApiError::Unavailable(info.message().to_owned())
             }
@@ -252,8 +231,5 @@ impl From<actix_web::error::BlockingError> for ApiError {
 
 /// True when a diesel error is a unique-constraint violation.
 pub fn is_unique_violation(err: &DieselError) -> bool {
-    matches!(
-        err,
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
-    )
+    matches!(err, DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
 }

@@ -18,14 +18,17 @@ pub mod tokens;
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{web, HttpServer};
 use anyhow::Context;
 
 use crate::accounts::password::{PasswordHasher, PasswordPolicy};
+use crate::accounts::throttle::ThrottlePolicy;
 use crate::clock::SharedClock;
 use crate::config::Settings;
+use crate::http::rate_limit::RateLimits;
 use crate::keys::service::KeyService;
 use crate::state::AppState;
 
@@ -41,10 +44,7 @@ impl Application {
     /// signing key, binds the listener. Errors say what failed.
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Application> {
         let settings = Arc::new(settings);
-        let target = db::Target::parse(
-            &settings.database.url,
-            settings.database.connect_timeout_secs,
-        );
+        let target = db::Target::parse(&settings.database.url, settings.database.connect_timeout_secs);
         log::info!("database: {}", target.describe());
 
         let db_settings = settings.database.clone();
@@ -76,6 +76,8 @@ impl Application {
             },
             dummy_hash: Arc::default(),
             verifier,
+            throttle: ThrottlePolicy::from_settings(&settings.throttle),
+            rate_limits: RateLimits::from_settings(&settings.throttle),
         });
         state.prepare_dummy_hash();
 
@@ -84,6 +86,8 @@ impl Application {
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || http::app(state.clone()))
             .workers(settings.workers())
+            .client_request_timeout(Duration::from_secs(settings.server.request_timeout_secs))
+            .keep_alive(Duration::from_secs(settings.server.keep_alive_secs))
             .listen(listener)?
             .run();
         Ok(Application { port, server, keys })

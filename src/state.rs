@@ -3,14 +3,19 @@
 
 use std::sync::{Arc, OnceLock};
 
-use actix_web::web;
+use std::net::IpAddr;
+
+use actix_web::{web, HttpRequest};
 use signet_verify::Verifier;
 
 use crate::accounts::password::{PasswordHasher, PasswordPolicy};
+use crate::accounts::throttle::ThrottlePolicy;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::db::{DbConnection, Pool};
 use crate::error::ApiError;
+use crate::http::client_ip::client_ip;
+use crate::http::rate_limit::{Endpoint, RateLimits};
 use crate::keys::service::KeyService;
 
 pub struct AppState {
@@ -26,11 +31,27 @@ pub struct AppState {
     pub dummy_hash: Arc<OnceLock<String>>,
     /// The same verifier the `Authenticated` extractor uses (one path).
     pub verifier: web::Data<Verifier>,
+    pub throttle: ThrottlePolicy,
+    /// None when `throttle.enabled` is off.
+    pub rate_limits: Option<RateLimits>,
 }
 
 impl AppState {
     pub fn verifier(&self) -> &Verifier {
         &self.verifier
+    }
+
+    /// The client's IP (peer, or X-Forwarded-For from a trusted proxy).
+    pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
+        client_ip(req, &self.settings.throttle.trusted_proxies)
+    }
+
+    /// 429 when the client IP has spent its budget for `endpoint`.
+    pub fn rate_limit(&self, endpoint: Endpoint, req: &HttpRequest) -> Result<(), ApiError> {
+        match (&self.rate_limits, self.client_ip(req)) {
+            (Some(limits), Some(ip)) => limits.check(endpoint, ip),
+            _ => Ok(()),
+        }
     }
 
     /// Runs database work on the blocking pool, never on an async worker.
@@ -69,12 +90,10 @@ impl AppState {
 /// call from a blocking thread).
 pub fn dummy_hash(cell: &OnceLock<String>, hasher: PasswordHasher) -> &str {
     cell.get_or_init(|| {
-        hasher
-            .hash("signet dummy password for unknown users")
-            .unwrap_or_else(|err| {
-                // bcrypt only fails on a bad cost, which config validation rules out.
-                log::error!("dummy hash failed: {err}");
-                String::new()
-            })
+        hasher.hash("signet dummy password for unknown users").unwrap_or_else(|err| {
+            // bcrypt only fails on a bad cost, which config validation rules out.
+            log::error!("dummy hash failed: {err}");
+            String::new()
+        })
     })
 }

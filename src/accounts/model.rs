@@ -76,26 +76,15 @@ fn decode_roles(json: &str) -> Vec<String> {
 }
 
 pub fn insert(conn: &mut DbConnection, user: &NewUser<'_>) -> QueryResult<()> {
-    diesel::insert_into(users::table)
-        .values(user)
-        .execute(conn)
-        .map(|_| ())
+    diesel::insert_into(users::table).values(user).execute(conn).map(|_| ())
 }
 
 pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<User>> {
-    users::table
-        .find(id)
-        .select(User::as_select())
-        .first(conn)
-        .optional()
+    users::table.find(id).select(User::as_select()).first(conn).optional()
 }
 
 pub fn find_by_username_key(conn: &mut DbConnection, key: &str) -> QueryResult<Option<User>> {
-    users::table
-        .filter(users::username_key.eq(key))
-        .select(User::as_select())
-        .first(conn)
-        .optional()
+    users::table.filter(users::username_key.eq(key)).select(User::as_select()).first(conn).optional()
 }
 
 /// A page of users ordered by creation, and the total count.
@@ -110,58 +99,29 @@ pub fn list(conn: &mut DbConnection, limit: i64, offset: i64) -> QueryResult<(Ve
     Ok((page, total))
 }
 
-pub fn set_roles(
-    conn: &mut DbConnection,
-    id: &str,
-    roles: &[String],
-    now: NaiveDateTime,
-) -> QueryResult<usize> {
+pub fn set_roles(conn: &mut DbConnection, id: &str, roles: &[String], now: NaiveDateTime) -> QueryResult<usize> {
     diesel::update(users::table.find(id))
-        .set((
-            users::roles.eq(encode_roles(roles)),
-            users::updated_at.eq(now),
-        ))
+        .set((users::roles.eq(encode_roles(roles)), users::updated_at.eq(now)))
         .execute(conn)
 }
 
 /// Replaces the hash only if it is still `old`: a concurrent password change wins.
-pub fn upgrade_password_hash(
-    conn: &mut DbConnection,
-    id: &str,
-    old: &str,
-    new: &str,
-) -> QueryResult<usize> {
+pub fn upgrade_password_hash(conn: &mut DbConnection, id: &str, old: &str, new: &str) -> QueryResult<usize> {
     diesel::update(users::table.find(id).filter(users::password_hash.eq(old)))
         .set(users::password_hash.eq(new))
         .execute(conn)
 }
 
 pub fn touch(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<usize> {
-    diesel::update(users::table.find(id))
-        .set(users::updated_at.eq(now))
-        .execute(conn)
+    diesel::update(users::table.find(id)).set(users::updated_at.eq(now)).execute(conn)
 }
 
-pub fn set_disabled(
-    conn: &mut DbConnection,
-    id: &str,
-    disabled: bool,
-    now: NaiveDateTime,
-) -> QueryResult<usize> {
-    diesel::update(users::table.find(id))
-        .set((users::disabled.eq(disabled), users::updated_at.eq(now)))
-        .execute(conn)
+pub fn set_disabled(conn: &mut DbConnection, id: &str, disabled: bool, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(users::table.find(id)).set((users::disabled.eq(disabled), users::updated_at.eq(now))).execute(conn)
 }
 
-pub fn set_email(
-    conn: &mut DbConnection,
-    id: &str,
-    email: Option<&str>,
-    now: NaiveDateTime,
-) -> QueryResult<usize> {
-    diesel::update(users::table.find(id))
-        .set((users::email.eq(email), users::updated_at.eq(now)))
-        .execute(conn)
+pub fn set_email(conn: &mut DbConnection, id: &str, email: Option<&str>, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(users::table.find(id)).set((users::email.eq(email), users::updated_at.eq(now))).execute(conn)
 }
 
 pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {

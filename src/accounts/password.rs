@@ -36,18 +36,12 @@ impl PasswordHasher {
 
     /// Slow on purpose: call from a blocking thread (`web::block`).
     pub fn hash(&self, password: &str) -> anyhow::Result<String> {
-        Ok(format!(
-            "{SCHEME}${}",
-            bcrypt::hash(prehash(password), self.cost)?
-        ))
+        Ok(format!("{SCHEME}${}", bcrypt::hash(prehash(password), self.cost)?))
     }
 
     /// Slow on purpose: call from a blocking thread (`web::block`).
     pub fn verify(&self, password: &str, stored: &str) -> Verification {
-        let no = Verification {
-            matches: false,
-            needs_rehash: false,
-        };
+        let no = Verification { matches: false, needs_rehash: false };
         let Some((scheme, bcrypt_hash)) = stored.split_once('$') else {
             return no;
         };
@@ -56,12 +50,8 @@ impl PasswordHasher {
             LEGACY_BCRYPT => bcrypt::verify(password, bcrypt_hash).unwrap_or(false),
             _ => return no,
         };
-        let needs_rehash =
-            matches && (scheme != SCHEME || bcrypt_cost(bcrypt_hash) != Some(self.cost));
-        Verification {
-            matches,
-            needs_rehash,
-        }
+        let needs_rehash = matches && (scheme != SCHEME || bcrypt_cost(bcrypt_hash) != Some(self.cost));
+        Verification { matches, needs_rehash }
     }
 }
 
@@ -83,19 +73,11 @@ pub struct PasswordPolicy {
 
 impl PasswordPolicy {
     /// Every breach is reported under `password`; the caller answers 422 weak_password.
-    pub fn check(
-        &self,
-        password: &str,
-        username: &str,
-        email: Option<&str>,
-    ) -> Result<(), Vec<FieldError>> {
+    pub fn check(&self, password: &str, username: &str, email: Option<&str>) -> Result<(), Vec<FieldError>> {
         let mut problems = Vec::new();
         let chars = password.chars().count();
         if chars < self.min_length {
-            problems.push(format!(
-                "must be at least {} characters long",
-                self.min_length
-            ));
+            problems.push(format!("must be at least {} characters long", self.min_length));
         }
         if password.len() > MAX_PASSWORD_BYTES {
             problems.push(format!("must be at most {MAX_PASSWORD_BYTES} bytes long"));
@@ -106,10 +88,7 @@ impl PasswordPolicy {
         if problems.is_empty() {
             let prefix: String = password.chars().take(STRENGTH_PREFIX_CHARS).collect();
             let email_name = email.and_then(|e| e.split('@').next()).unwrap_or("");
-            let inputs: Vec<&str> = [username, email_name]
-                .into_iter()
-                .filter(|s| !s.is_empty())
-                .collect();
+            let inputs: Vec<&str> = [username, email_name].into_iter().filter(|s| !s.is_empty()).collect();
             let estimate = zxcvbn(&prefix, &inputs);
             if u8::from(estimate.score()) < self.min_strength {
                 let hint = estimate
@@ -122,10 +101,7 @@ impl PasswordPolicy {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(problems
-                .into_iter()
-                .map(|p| FieldError::new("password", p))
-                .collect())
+            Err(problems.into_iter().map(|p| FieldError::new("password", p)).collect())
         }
     }
 }
@@ -145,45 +121,23 @@ mod tests {
 
     #[test]
     fn other_cost_and_legacy_scheme_need_rehash() {
-        let stored = PasswordHasher::new(5)
-            .hash("correct horse battery")
-            .expect("hash");
+        let stored = PasswordHasher::new(5).hash("correct horse battery").expect("hash");
         let v = PasswordHasher::new(4).verify("correct horse battery", &stored);
-        assert_eq!(
-            v,
-            Verification {
-                matches: true,
-                needs_rehash: true
-            }
-        );
-        let legacy = format!(
-            "bcrypt${}",
-            bcrypt::hash("correct horse battery", 4).expect("hash")
-        );
+        assert_eq!(v, Verification { matches: true, needs_rehash: true });
+        let legacy = format!("bcrypt${}", bcrypt::hash("correct horse battery", 4).expect("hash"));
         let v = PasswordHasher::new(4).verify("correct horse battery", &legacy);
-        assert_eq!(
-            v,
-            Verification {
-                matches: true,
-                needs_rehash: true
-            }
-        );
+        assert_eq!(v, Verification { matches: true, needs_rehash: true });
         assert!(!PasswordHasher::new(4).verify("wrong", &legacy).matches);
         assert!(!PasswordHasher::new(4).verify("x", "garbage").matches);
     }
 
     #[test]
     fn policy_rejects_common_short_long_and_username() {
-        let policy = PasswordPolicy {
-            min_length: 8,
-            min_strength: 3,
-        };
+        let policy = PasswordPolicy { min_length: 8, min_strength: 3 };
         assert!(policy.check("password1", "alice", None).is_err());
         assert!(policy.check("Tr0ub4!", "alice", None).is_err());
         assert!(policy.check(&"Zq9!".repeat(300), "alice", None).is_err());
         assert!(policy.check("alice-Zq9!vx7#Lm", "alice", None).is_err());
-        assert!(policy
-            .check("violet-canyon-73-drift", "alice", None)
-            .is_ok());
+        assert!(policy.check("violet-canyon-73-drift", "alice", None).is_ok());
     }
 }

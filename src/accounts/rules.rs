@@ -10,19 +10,10 @@ const MAX_EMAIL: usize = 254;
 pub fn check_username(username: &str) -> Result<(), FieldError> {
     let len = username.chars().count();
     if !(MIN_USERNAME..=MAX_USERNAME).contains(&len) {
-        return Err(FieldError::new(
-            "username",
-            format!("must be {MIN_USERNAME} to {MAX_USERNAME} characters long"),
-        ));
+        return Err(FieldError::new("username", format!("must be {MIN_USERNAME} to {MAX_USERNAME} characters long")));
     }
-    if !username
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    {
-        return Err(FieldError::new(
-            "username",
-            "may contain only letters, digits, '.', '_' and '-'",
-        ));
+    if !username.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+        return Err(FieldError::new("username", "may contain only letters, digits, '.', '_' and '-'"));
     }
     Ok(())
 }
@@ -58,17 +49,12 @@ const MAX_ROLE_LEN: usize = 64;
 /// duplicates. Returns them sorted so tokens and responses are stable.
 pub fn check_roles(roles: &[String]) -> Result<Vec<String>, FieldError> {
     if roles.len() > MAX_ROLES {
-        return Err(FieldError::new(
-            "roles",
-            format!("at most {MAX_ROLES} roles"),
-        ));
+        return Err(FieldError::new("roles", format!("at most {MAX_ROLES} roles")));
     }
     for role in roles {
         let ok = !role.is_empty()
             && role.len() <= MAX_ROLE_LEN
-            && role.chars().all(|c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | ':' | '-')
-            });
+            && role.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | ':' | '-'));
         if !ok {
             return Err(FieldError::new(
                 "roles",
@@ -107,10 +93,7 @@ mod tests {
 
     #[test]
     fn roles() {
-        assert_eq!(
-            check_roles(&["user".into(), "admin".into(), "user".into()]).expect("ok"),
-            vec!["admin", "user"]
-        );
+        assert_eq!(check_roles(&["user".into(), "admin".into(), "user".into()]).expect("ok"), vec!["admin", "user"]);
         assert!(check_roles(&["Admin".into()]).is_err());
         assert!(check_roles(&["".into()]).is_err());
         assert!(check_roles(&vec!["r".to_string(); 33]).is_err());

@@ -34,20 +34,12 @@ pub fn check_registration(
     if let Some(Err(e)) = email.map(check_email) {
         errors.push(e);
     }
-    let roles = check_roles(roles)
-        .map_err(|e| errors.push(e))
-        .unwrap_or_default();
+    let roles = check_roles(roles).map_err(|e| errors.push(e)).unwrap_or_default();
     if !errors.is_empty() {
         return Err(ApiError::ValidationFailed(errors));
     }
-    policy
-        .check(password, username, email)
-        .map_err(ApiError::WeakPassword)?;
-    Ok(Registration {
-        username: username.to_owned(),
-        email: email.map(str::to_owned),
-        roles,
-    })
+    policy.check(password, username, email).map_err(ApiError::WeakPassword)?;
+    Ok(Registration { username: username.to_owned(), email: email.map(str::to_owned), roles })
 }
 
 pub fn username_exists(conn: &mut DbConnection, username: &str) -> Result<bool, ApiError> {
@@ -76,12 +68,14 @@ pub fn insert_user(
         created_at: now,
         updated_at: now,
     };
-    model::insert(conn, &new).map_err(|err| {
-        if is_unique_violation(&err) {
-            ApiError::UsernameTaken
-        } else {
-            err.into()
-        }
-    })?;
+    model::insert(conn, &new).map_err(
+        |err| {
+            if is_unique_violation(&err) {
+                ApiError::UsernameTaken
+            } else {
+                err.into()
+            }
+        },
+    )?;
     model::find(conn, &id)?.ok_or(ApiError::NotFound)
 }

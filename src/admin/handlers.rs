@@ -36,17 +36,10 @@ pub async fn list_users(
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     let offset = query.offset.unwrap_or(0);
     if !(1..=MAX_PAGE).contains(&limit) || offset < 0 {
-        return Err(ApiError::MalformedRequest(format!(
-            "limit must be 1..={MAX_PAGE} and offset at least 0"
-        )));
+        return Err(ApiError::MalformedRequest(format!("limit must be 1..={MAX_PAGE} and offset at least 0")));
     }
-    let (page, total) = state
-        .db(move |conn| Ok(users::list(conn, limit, offset)?))
-        .await?;
-    Ok(HttpResponse::Ok().json(UserPage {
-        users: page.iter().map(users::User::view).collect(),
-        total,
-    }))
+    let (page, total) = state.db(move |conn| Ok(users::list(conn, limit, offset)?)).await?;
+    Ok(HttpResponse::Ok().json(UserPage { users: page.iter().map(users::User::view).collect(), total }))
 }
 
 /// GET /v1/admin/users/{id}
@@ -56,10 +49,7 @@ pub async fn get_user(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let user = state
-        .db(move |conn| Ok(users::find(conn, &id)?))
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let user = state.db(move |conn| Ok(users::find(conn, &id)?)).await?.ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(user.view()))
 }
 

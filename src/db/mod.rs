@@ -46,10 +46,7 @@ impl Target {
             };
             Target::Postgres(SecretString::from(with_timeout))
         } else {
-            let path = url
-                .strip_prefix("sqlite://")
-                .or_else(|| url.strip_prefix("sqlite:"))
-                .unwrap_or(url);
+            let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
             Target::Sqlite(PathBuf::from(path))
         }
     }
@@ -60,9 +57,7 @@ impl Target {
             Target::Sqlite(path) => format!("SQLite at {}", path.display()),
             Target::Postgres(url) => {
                 let url = url.expose_secret();
-                let host = url
-                    .rsplit_once('@')
-                    .map_or(url.split("://").nth(1).unwrap_or(""), |(_, host)| host);
+                let host = url.rsplit_once('@').map_or(url.split("://").nth(1).unwrap_or(""), |(_, host)| host);
                 let host = host.split('?').next().unwrap_or(host);
                 format!("PostgreSQL at {host}")
             }
@@ -77,10 +72,7 @@ pub enum ConnectError {
     #[error(transparent)]
     Query(#[from] diesel::result::Error),
     #[error("cannot create the SQLite directory {path}: {source}")]
-    Directory {
-        path: String,
-        source: std::io::Error,
-    },
+    Directory { path: String, source: std::io::Error },
 }
 
 /// Our own r2d2 manager: it connects to exactly the backend the URL names and
@@ -102,15 +94,11 @@ impl r2d2::ManageConnection for ConnectionManager {
 
     fn connect(&self) -> Result<DbConnection, ConnectError> {
         match &self.target {
-            Target::Postgres(url) => Ok(DbConnection::Postgres(PgConnection::establish(
-                url.expose_secret(),
-            )?)),
+            Target::Postgres(url) => Ok(DbConnection::Postgres(PgConnection::establish(url.expose_secret())?)),
             Target::Sqlite(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|source| ConnectError::Directory {
-                        path: dir.display().to_string(),
-                        source,
-                    })?;
+                    std::fs::create_dir_all(dir)
+                        .map_err(|source| ConnectError::Directory { path: dir.display().to_string(), source })?;
                 }
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
                 // One batch_execute per setting list: a multi-statement
@@ -168,9 +156,7 @@ impl r2d2::HandleError<ConnectError> for LogErrors {
 pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, ConnectError> {
     let applied = match conn {
         DbConnection::Postgres(pg) => pg.run_pending_migrations(POSTGRES_MIGRATIONS).map(versions),
-        DbConnection::Sqlite(sqlite) => sqlite
-            .run_pending_migrations(SQLITE_MIGRATIONS)
-            .map(versions),
+        DbConnection::Sqlite(sqlite) => sqlite.run_pending_migrations(SQLITE_MIGRATIONS).map(versions),
     };
     applied.map_err(|err| ConnectError::Query(diesel::result::Error::QueryBuilderError(err)))
 }

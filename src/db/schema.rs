@@ -3,6 +3,16 @@
 // columns, which tests/api/schema.rs checks.
 
 diesel::table! {
+    login_throttle (username_key) {
+        username_key -> Text,
+        failures -> Integer,
+        lockouts -> Integer,
+        locked_until -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     refresh_tokens (jti) {
         jti -> Text,
         session_id -> Text,
@@ -61,4 +71,4 @@ diesel::table! {
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(refresh_tokens, sessions, signing_keys, users,);
+diesel::allow_tables_to_appear_in_same_query!(login_throttle, refresh_tokens, sessions, signing_keys, users,);

@@ -1,12 +1,15 @@
 //! App assembly: routes, extractor limits and their problem documents,
 //! middleware (CORS, security headers, request log), health endpoints.
 
+pub mod client_ip;
+pub mod rate_limit;
+
 use actix_cors::Cors;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::error::{JsonPayloadError, PayloadError, QueryPayloadError};
 use actix_web::http::header;
-use actix_web::middleware::{DefaultHeaders, Logger};
+use actix_web::middleware::{from_fn, DefaultHeaders, Logger, Next};
 use actix_web::{web, App, HttpRequest, HttpResponse, Resource};
 use diesel::connection::SimpleConnection;
 use serde_json::json;
@@ -29,13 +32,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(resource("/logout").route(web::post().to(sessions::handlers::logout)))
             .service(resource("/logout-all").route(web::post().to(sessions::handlers::logout_all)))
             .service(resource("/me").route(web::get().to(accounts::handlers::me)))
-            .service(
-                resource("/password").route(web::post().to(accounts::handlers::change_password)),
-            )
+            .service(resource("/password").route(web::post().to(accounts::handlers::change_password)))
             .service(resource("/sessions").route(web::get().to(sessions::handlers::list)))
-            .service(
-                resource("/sessions/{id}").route(web::delete().to(sessions::handlers::delete)),
-            ),
+            .service(resource("/sessions/{id}").route(web::delete().to(sessions::handlers::delete))),
     )
     .service(
         web::scope("/v1/admin")
@@ -46,18 +45,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(web::patch().to(admin::handlers::patch_user))
                     .route(web::delete().to(admin::handlers::delete_user)),
             )
-            .service(
-                resource("/users/{id}/roles").route(web::put().to(admin::handlers::set_roles)),
-            ),
+            .service(resource("/users/{id}/roles").route(web::put().to(admin::handlers::set_roles))),
     )
     .service(resource("/.well-known/jwks.json").route(web::get().to(keys::handlers::jwks)))
+    .service(resource("/.well-known/openid-configuration").route(web::get().to(keys::handlers::openid_configuration)))
     .service(
-        resource("/.well-known/openid-configuration")
-            .route(web::get().to(keys::handlers::openid_configuration)),
-    )
-    .service(
-        resource("/.well-known/oauth-authorization-server")
-            .route(web::get().to(keys::handlers::authorization_server)),
+        resource("/.well-known/oauth-authorization-server").route(web::get().to(keys::handlers::authorization_server)),
     )
     .service(resource("/healthz").route(web::get().to(healthz)))
     .service(resource("/readyz").route(web::get().to(readyz)))
@@ -66,19 +59,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// A resource whose unmatched methods get a 405 problem document.
 fn resource(path: &str) -> Resource {
-    web::resource(path).default_service(web::to(|| async {
-        Err::<HttpResponse, _>(ApiError::MethodNotAllowed)
-    }))
+    web::resource(path).default_service(web::to(|| async { Err::<HttpResponse, _>(ApiError::MethodNotAllowed) }))
 }
 
 /// Body and query limits, answered with problem documents.
-pub fn extractor_config(
-    settings: &Settings,
-) -> (web::JsonConfig, web::PayloadConfig, web::QueryConfig) {
+pub fn extractor_config(settings: &Settings) -> (web::JsonConfig, web::PayloadConfig, web::QueryConfig) {
     let limit = settings.server.body_limit_bytes;
-    let json = web::JsonConfig::default()
-        .limit(limit)
-        .error_handler(|err, _req| json_error(err).into());
+    let json = web::JsonConfig::default().limit(limit).error_handler(|err, _req| json_error(err).into());
     let payload = web::PayloadConfig::default().limit(limit);
     let query = web::QueryConfig::default().error_handler(|err: QueryPayloadError, _req| {
         ApiError::MalformedRequest(format!("invalid query: {err}")).into()
@@ -105,17 +92,11 @@ fn describe_json_error(err: &serde_json::Error) -> String {
         return format!("Invalid JSON body: {message}.");
     }
     let what = match err.classify() {
-        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-            "is not valid JSON"
-        }
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "is not valid JSON",
         serde_json::error::Category::Data => "has a field of the wrong type",
         serde_json::error::Category::Io => "could not be read",
     };
-    format!(
-        "The JSON body {what} (line {}, column {}).",
-        err.line(),
-        err.column()
-    )
+    format!("The JSON body {what} (line {}, column {}).", err.line(), err.column())
 }
 
 /// CORS from `cors.allowed_origins`: credentialed responses for listed origins
@@ -136,6 +117,20 @@ pub fn cors(settings: &Settings) -> Cors {
     cors
 }
 
+/// 431 with a problem document when the request headers are larger than
+/// `server.max_header_bytes` (actix's own hard limit, 32 KiB, answers plainly).
+async fn limit_header_size(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let max = req.app_data::<web::Data<AppState>>().map_or(16384, |s| s.settings.server.max_header_bytes);
+    let size: usize = req.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
+    if size > max {
+        return Err(ApiError::RequestHeaderTooLarge.into());
+    }
+    next.call(req).await
+}
+
 pub fn security_headers() -> DefaultHeaders {
     DefaultHeaders::new()
         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
@@ -146,8 +141,7 @@ pub fn security_headers() -> DefaultHeaders {
 /// One line per request: peer, method, path without query, status, size, time.
 /// No headers and no bodies, so no tokens or passwords.
 pub fn request_log() -> Logger {
-    Logger::new("%a \"%{method}xi %U\" %s %b %Dms")
-        .custom_request_replace("method", |req| req.method().to_string())
+    Logger::new("%a \"%{method}xi %U\" %s %b %Dms").custom_request_replace("method", |req| req.method().to_string())
 }
 
 pub async fn not_found(_req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -160,19 +154,12 @@ async fn healthz() -> HttpResponse {
 
 /// 200 when the database answers, else 503 unavailable.
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state
-        .db(|conn| {
-            conn.batch_execute("SELECT 1")
-                .map_err(|e| ApiError::Unavailable(e.to_string()))
-        })
-        .await?;
+    state.db(|conn| conn.batch_execute("SELECT 1").map_err(|e| ApiError::Unavailable(e.to_string()))).await?;
     Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
 }
 
 async fn openapi() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/yaml")
-        .body(OPENAPI_YAML)
+    HttpResponse::Ok().content_type("application/yaml").body(OPENAPI_YAML)
 }
 
 /// Builds the actix `App` for one worker; production and tests share it.
@@ -189,6 +176,7 @@ pub fn app(
 > {
     let (json, payload, query) = extractor_config(&state.settings);
     App::new()
+        .wrap(from_fn(limit_header_size))
         .wrap(cors(&state.settings))
         .wrap(security_headers())
         .wrap(request_log())

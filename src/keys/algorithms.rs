@@ -23,11 +23,8 @@ pub struct Generated {
 pub fn generate(algorithm: SigningAlgorithm, rsa_bits: usize) -> anyhow::Result<Generated> {
     let (algorithm, pkcs8) = match algorithm {
         SigningAlgorithm::ES256 => {
-            let doc = EcdsaKeyPair::generate_pkcs8(
-                &ECDSA_P256_SHA256_FIXED_SIGNING,
-                &SystemRandom::new(),
-            )
-            .map_err(|_| anyhow!("ES256 key generation failed"))?;
+            let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .map_err(|_| anyhow!("ES256 key generation failed"))?;
             (Algorithm::ES256, doc.as_ref().to_vec())
         }
         SigningAlgorithm::EdDSA => {
@@ -37,16 +34,9 @@ pub fn generate(algorithm: SigningAlgorithm, rsa_bits: usize) -> anyhow::Result<
             (Algorithm::EdDSA, doc.as_ref().to_vec())
         }
         SigningAlgorithm::RS256 => {
-            let size = if rsa_bits == 3072 {
-                KeySize::Rsa3072
-            } else {
-                KeySize::Rsa2048
-            };
-            let pair = aws_lc_rs::rsa::KeyPair::generate(size)
-                .map_err(|_| anyhow!("RSA key generation failed"))?;
-            let der = pair
-                .as_der()
-                .map_err(|_| anyhow!("RSA key encoding failed"))?;
+            let size = if rsa_bits == 3072 { KeySize::Rsa3072 } else { KeySize::Rsa2048 };
+            let pair = aws_lc_rs::rsa::KeyPair::generate(size).map_err(|_| anyhow!("RSA key generation failed"))?;
+            let der = pair.as_der().map_err(|_| anyhow!("RSA key encoding failed"))?;
             (Algorithm::RS256, der.as_ref().to_vec())
         }
         SigningAlgorithm::HS256 => bail!("HS256 keys are configured, not generated"),
@@ -56,12 +46,7 @@ pub fn generate(algorithm: SigningAlgorithm, rsa_bits: usize) -> anyhow::Result<
     let kid = jwk.thumbprint(ThumbprintHash::SHA256)?;
     jwk.common.key_id = Some(kid.clone());
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-    Ok(Generated {
-        kid,
-        algorithm,
-        pkcs8,
-        public_jwk: jwk,
-    })
+    Ok(Generated { kid, algorithm, pkcs8, public_jwk: jwk })
 }
 
 /// The signing key for a stored PKCS#8 private key.
@@ -70,9 +55,7 @@ pub fn encoding_key(algorithm: Algorithm, pkcs8: &[u8]) -> anyhow::Result<Encodi
         Algorithm::ES256 => EncodingKey::from_ec_der(pkcs8),
         Algorithm::EdDSA => EncodingKey::from_ed_der(pkcs8),
         // jsonwebtoken's aws-lc backend wants the PKCS#1 RSAPrivateKey inside.
-        Algorithm::RS256 => {
-            EncodingKey::from_rsa_der(pkcs8_inner_key(pkcs8).context("RSA private key")?)
-        }
+        Algorithm::RS256 => EncodingKey::from_rsa_der(pkcs8_inner_key(pkcs8).context("RSA private key")?),
         other => bail!("no stored keys for {other:?}"),
     })
 }
@@ -95,9 +78,7 @@ fn pkcs8_inner_key(der: &[u8]) -> anyhow::Result<&[u8]> {
 
 /// One DER element: (tag, contents, remaining input).
 fn der_element(input: &[u8]) -> anyhow::Result<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input
-        .split_first()
-        .ok_or_else(|| anyhow!("truncated DER"))?;
+    let (&tag, rest) = input.split_first().ok_or_else(|| anyhow!("truncated DER"))?;
     let (&first, mut rest) = rest.split_first().ok_or_else(|| anyhow!("truncated DER"))?;
     let len = if first < 0x80 {
         usize::from(first)
@@ -106,9 +87,7 @@ fn der_element(input: &[u8]) -> anyhow::Result<(u8, &[u8], &[u8])> {
         if count == 0 || count > 4 || rest.len() < count {
             bail!("bad DER length");
         }
-        let len = rest[..count]
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        let len = rest[..count].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
         rest = &rest[count..];
         len
     };
@@ -126,24 +105,14 @@ mod tests {
 
     #[test]
     fn every_algorithm_signs_and_verifies_with_its_public_jwk() {
-        for alg in [
-            SigningAlgorithm::ES256,
-            SigningAlgorithm::EdDSA,
-            SigningAlgorithm::RS256,
-        ] {
+        for alg in [SigningAlgorithm::ES256, SigningAlgorithm::EdDSA, SigningAlgorithm::RS256] {
             let key = generate(alg, 2048).expect("generate");
             let encoding = encoding_key(key.algorithm, &key.pkcs8).expect("encoding key");
             let mut header = Header::new(key.algorithm);
             header.kid = Some(key.kid.clone());
-            let token = encode(
-                &header,
-                &serde_json::json!({"exp": 4_000_000_000u64}),
-                &encoding,
-            )
-            .expect("sign");
+            let token = encode(&header, &serde_json::json!({"exp": 4_000_000_000u64}), &encoding).expect("sign");
             let decoding = DecodingKey::from_jwk(&key.public_jwk).expect("decoding key");
-            decode::<serde_json::Value>(&token, &decoding, &Validation::new(key.algorithm))
-                .expect("verify");
+            decode::<serde_json::Value>(&token, &decoding, &Validation::new(key.algorithm)).expect("verify");
             let json = serde_json::to_value(&key.public_jwk).expect("json");
             for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
                 assert!(json.get(private).is_none(), "{alg:?} publishes {private}");

@@ -27,9 +27,7 @@ pub fn rotate(
     if !schedule.generates_keys() {
         bail!("tokens.algorithm is HS256: the key is the configured secret; change keys.hmac_secret instead");
     }
-    let pending = model::all(conn)?
-        .into_iter()
-        .find(|r| r.state == STATE_NEXT);
+    let pending = model::all(conn)?.into_iter().find(|r| r.state == STATE_NEXT);
     let message = match (pending, activation) {
         (Some(next), Activation::Scheduled) => format!(
             "key {} is already published and signs from {}",

@@ -13,10 +13,7 @@ pub async fn jwks(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|tags| {
-            tags.split(',')
-                .any(|t| t.trim() == snapshot.jwks_etag || t.trim() == "*")
-        });
+        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == snapshot.jwks_etag || t.trim() == "*"));
     if unchanged {
         return HttpResponse::NotModified()
             .insert_header((header::ETAG, snapshot.jwks_etag.clone()))

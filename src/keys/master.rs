@@ -31,7 +31,9 @@ impl std::fmt::Debug for MasterKey {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot decrypt signing key {kid}: wrong master key (keys.master_key / keys.master_key_file) or corrupted data")]
+#[error(
+    "cannot decrypt signing key {kid}: wrong master key (keys.master_key / keys.master_key_file) or corrupted data"
+)]
 pub struct WrongMasterKey {
     pub kid: String,
 }
@@ -41,11 +43,8 @@ impl MasterKey {
         if bytes.len() != 32 {
             bail!("the master key must be 32 bytes, found {}", bytes.len());
         }
-        let key =
-            UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| anyhow!("invalid master key"))?;
-        Ok(MasterKey {
-            key: LessSafeKey::new(key),
-        })
+        let key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| anyhow!("invalid master key"))?;
+        Ok(MasterKey { key: LessSafeKey::new(key) })
     }
 
     /// Loads the configured master key, or creates the file when `may_create`
@@ -53,20 +52,14 @@ impl MasterKey {
     pub fn load(settings: &KeySettings, may_create: bool) -> anyhow::Result<MasterKey> {
         let configured = settings.master_key.expose_secret().trim();
         if !configured.is_empty() {
-            let bytes = B64
-                .decode(configured)
-                .context("keys.master_key is not valid base64")?;
+            let bytes = B64.decode(configured).context("keys.master_key is not valid base64")?;
             return Self::from_bytes(&bytes).context("keys.master_key");
         }
         let path = Path::new(&settings.master_key_file);
         if path.exists() {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            let bytes = B64
-                .decode(text.trim())
-                .with_context(|| format!("{} is not valid base64", path.display()))?;
-            return Self::from_bytes(&bytes)
-                .with_context(|| format!("keys.master_key_file {}", path.display()));
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let bytes = B64.decode(text.trim()).with_context(|| format!("{} is not valid base64", path.display()))?;
+            return Self::from_bytes(&bytes).with_context(|| format!("keys.master_key_file {}", path.display()));
         }
         if !may_create {
             bail!(
@@ -92,11 +85,7 @@ impl MasterKey {
         aws_lc_rs::rand::fill(&mut nonce).map_err(|_| anyhow!("no randomness available"))?;
         let mut sealed = plaintext.to_vec();
         self.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(kid.as_bytes()),
-                &mut sealed,
-            )
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(kid.as_bytes()), &mut sealed)
             .map_err(|_| anyhow!("encryption failed"))?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
@@ -104,19 +93,14 @@ impl MasterKey {
     }
 
     pub fn open(&self, kid: &str, sealed: &[u8]) -> Result<Vec<u8>, WrongMasterKey> {
-        let wrong = || WrongMasterKey {
-            kid: kid.to_owned(),
-        };
+        let wrong = || WrongMasterKey { kid: kid.to_owned() };
         if sealed.len() < NONCE_LEN {
             return Err(wrong());
         }
         let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| wrong())?;
         let mut buffer = ciphertext.to_vec();
-        let plain = self
-            .key
-            .open_in_place(nonce, Aad::from(kid.as_bytes()), &mut buffer)
-            .map_err(|_| wrong())?;
+        let plain = self.key.open_in_place(nonce, Aad::from(kid.as_bytes()), &mut buffer).map_err(|_| wrong())?;
         Ok(plain.to_vec())
     }
 }

@@ -36,10 +36,7 @@ pub struct SigningKeyRow {
 }
 
 pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<SigningKeyRow>> {
-    signing_keys::table
-        .order(signing_keys::created_at.asc())
-        .select(SigningKeyRow::as_select())
-        .load(conn)
+    signing_keys::table.order(signing_keys::created_at.asc()).select(SigningKeyRow::as_select()).load(conn)
 }
 
 pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
@@ -53,9 +50,7 @@ pub fn usable(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<Vec<Si
         .filter(
             signing_keys::state
                 .eq_any([STATE_NEXT, STATE_ACTIVE])
-                .or(signing_keys::state
-                    .eq(STATE_RETIRED)
-                    .and(signing_keys::verify_until.gt(now))),
+                .or(signing_keys::state.eq(STATE_RETIRED).and(signing_keys::verify_until.gt(now))),
         )
         .order(signing_keys::created_at.asc())
         .select(SigningKeyRow::as_select())
@@ -63,9 +58,7 @@ pub fn usable(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<Vec<Si
 }
 
 pub fn insert(conn: &mut DbConnection, row: &SigningKeyRow) -> QueryResult<usize> {
-    diesel::insert_into(signing_keys::table)
-        .values(row)
-        .execute(conn)
+    diesel::insert_into(signing_keys::table).values(row).execute(conn)
 }
 
 /// `active` → `retired` if still active; 0 when another instance got there first.
@@ -76,82 +69,53 @@ pub fn retire(
     publish_until: NaiveDateTime,
     verify_until: NaiveDateTime,
 ) -> QueryResult<usize> {
-    diesel::update(
-        signing_keys::table
-            .find(kid)
-            .filter(signing_keys::state.eq(STATE_ACTIVE)),
-    )
-    .set((
-        signing_keys::state.eq(STATE_RETIRED),
-        signing_keys::retired_at.eq(at),
-        signing_keys::publish_until.eq(publish_until),
-        signing_keys::verify_until.eq(verify_until),
-    ))
-    .execute(conn)
+    diesel::update(signing_keys::table.find(kid).filter(signing_keys::state.eq(STATE_ACTIVE)))
+        .set((
+            signing_keys::state.eq(STATE_RETIRED),
+            signing_keys::retired_at.eq(at),
+            signing_keys::publish_until.eq(publish_until),
+            signing_keys::verify_until.eq(verify_until),
+        ))
+        .execute(conn)
 }
 
 /// `next` → `active` if still next.
 pub fn activate(conn: &mut DbConnection, kid: &str, at: NaiveDateTime) -> QueryResult<usize> {
-    diesel::update(
-        signing_keys::table
-            .find(kid)
-            .filter(signing_keys::state.eq(STATE_NEXT)),
-    )
-    .set((
-        signing_keys::state.eq(STATE_ACTIVE),
-        signing_keys::activated_at.eq(at),
-    ))
-    .execute(conn)
+    diesel::update(signing_keys::table.find(kid).filter(signing_keys::state.eq(STATE_NEXT)))
+        .set((signing_keys::state.eq(STATE_ACTIVE), signing_keys::activated_at.eq(at)))
+        .execute(conn)
 }
 
 /// Compromise: stop signing and verifying at once, and forget the private key.
 pub fn revoke(conn: &mut DbConnection, kid: &str, now: NaiveDateTime) -> QueryResult<usize> {
-    diesel::update(
-        signing_keys::table
-            .find(kid)
-            .filter(signing_keys::state.ne(STATE_REVOKED)),
-    )
-    .set((
-        signing_keys::state.eq(STATE_REVOKED),
-        signing_keys::private_key.eq(Vec::<u8>::new()),
-        signing_keys::retired_at.eq(now),
-        signing_keys::publish_until.eq(now),
-        signing_keys::verify_until.eq(now),
-    ))
-    .execute(conn)
+    diesel::update(signing_keys::table.find(kid).filter(signing_keys::state.ne(STATE_REVOKED)))
+        .set((
+            signing_keys::state.eq(STATE_REVOKED),
+            signing_keys::private_key.eq(Vec::<u8>::new()),
+            signing_keys::retired_at.eq(now),
+            signing_keys::publish_until.eq(now),
+            signing_keys::verify_until.eq(now),
+        ))
+        .execute(conn)
 }
 
 /// Deletes retired keys that no longer verify anything.
 pub fn delete_expired(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<usize> {
     diesel::delete(
-        signing_keys::table
-            .filter(signing_keys::state.eq(STATE_RETIRED))
-            .filter(signing_keys::verify_until.le(now)),
+        signing_keys::table.filter(signing_keys::state.eq(STATE_RETIRED)).filter(signing_keys::verify_until.le(now)),
     )
     .execute(conn)
 }
 
-pub fn set_private_key(
-    conn: &mut DbConnection,
-    kid: &str,
-    sealed: &[u8],
-    protection: &str,
-) -> QueryResult<usize> {
+pub fn set_private_key(conn: &mut DbConnection, kid: &str, sealed: &[u8], protection: &str) -> QueryResult<usize> {
     diesel::update(signing_keys::table.find(kid))
-        .set((
-            signing_keys::private_key.eq(sealed),
-            signing_keys::key_protection.eq(protection),
-        ))
+        .set((signing_keys::private_key.eq(sealed), signing_keys::key_protection.eq(protection)))
         .execute(conn)
 }
 
 /// Moves a pending next key's activation time (emergency rotation).
 pub fn set_activation(conn: &mut DbConnection, kid: &str, at: NaiveDateTime) -> QueryResult<usize> {
-    diesel::update(
-        signing_keys::table
-            .find(kid)
-            .filter(signing_keys::state.eq(STATE_NEXT)),
-    )
-    .set(signing_keys::activated_at.eq(at))
-    .execute(conn)
+    diesel::update(signing_keys::table.find(kid).filter(signing_keys::state.eq(STATE_NEXT)))
+        .set(signing_keys::activated_at.eq(at))
+        .execute(conn)
 }

@@ -40,33 +40,22 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn from_rows(
-        rows: &[SigningKeyRow],
-        master: &MasterKey,
-        now: NaiveDateTime,
-    ) -> anyhow::Result<Snapshot> {
+    pub fn from_rows(rows: &[SigningKeyRow], master: &MasterKey, now: NaiveDateTime) -> anyhow::Result<Snapshot> {
         let mut active = None;
         let mut next = None;
         let mut published = Vec::new();
         let mut verification = Vec::new();
         for row in rows {
-            let jwk: Jwk = serde_json::from_str(&row.public_jwk)
-                .with_context(|| format!("public JWK of {}", row.kid))?;
+            let jwk: Jwk =
+                serde_json::from_str(&row.public_jwk).with_context(|| format!("public JWK of {}", row.kid))?;
             match row.state.as_str() {
                 STATE_ACTIVE => active = Some(Arc::new(signing_key(row, master)?)),
-                STATE_NEXT => {
-                    next = Some((
-                        Arc::new(signing_key(row, master)?),
-                        row.activated_at.unwrap_or(now),
-                    ))
-                }
+                STATE_NEXT => next = Some((Arc::new(signing_key(row, master)?), row.activated_at.unwrap_or(now))),
                 STATE_RETIRED => {}
                 _ => continue,
             }
-            let still_published =
-                row.state != STATE_RETIRED || row.publish_until.is_some_and(|until| until > now);
-            let still_verifies =
-                row.state != STATE_RETIRED || row.verify_until.is_some_and(|until| until > now);
+            let still_published = row.state != STATE_RETIRED || row.publish_until.is_some_and(|until| until > now);
+            let still_verifies = row.state != STATE_RETIRED || row.verify_until.is_some_and(|until| until > now);
             if still_published {
                 published.push(jwk.clone());
             }
@@ -77,13 +66,7 @@ impl Snapshot {
         let jwks = JwkSet { keys: published };
         let body = serde_json::to_vec(&jwks)?;
         let jwks_etag = format!("\"{}\"", B64.encode(&Sha256::digest(&body)[..16]));
-        Ok(Snapshot {
-            active,
-            next,
-            jwks: Arc::new(jwks),
-            jwks_etag,
-            verification: JwkSet { keys: verification },
-        })
+        Ok(Snapshot { active, next, jwks: Arc::new(jwks), jwks_etag, verification: JwkSet { keys: verification } })
     }
 
     /// The key that signs at `now`: the pre-published one once its time has
@@ -105,12 +88,8 @@ impl Snapshot {
 
     /// Algorithms of the published keys, for the discovery documents.
     pub fn algorithms(&self) -> Vec<String> {
-        let mut algs: Vec<String> = self
-            .jwks
-            .keys
-            .iter()
-            .filter_map(|k| k.common.key_algorithm.map(|a| a.to_string()))
-            .collect();
+        let mut algs: Vec<String> =
+            self.jwks.keys.iter().filter_map(|k| k.common.key_algorithm.map(|a| a.to_string())).collect();
         algs.sort();
         algs.dedup();
         algs
@@ -119,23 +98,12 @@ impl Snapshot {
 
 fn signing_key(row: &SigningKeyRow, master: &MasterKey) -> anyhow::Result<SigningKey> {
     if row.key_protection != PROTECTION {
-        return Err(anyhow!(
-            "signing key {} uses unknown protection {}",
-            row.kid,
-            row.key_protection
-        ));
+        return Err(anyhow!("signing key {} uses unknown protection {}", row.kid, row.key_protection));
     }
     let pkcs8 = master.open(&row.kid, &row.private_key)?;
-    let algorithm: Algorithm = row
-        .algorithm
-        .parse()
-        .with_context(|| format!("signing key {}", row.kid))?;
+    let algorithm: Algorithm = row.algorithm.parse().with_context(|| format!("signing key {}", row.kid))?;
     let encoding = algorithms::encoding_key(algorithm, &pkcs8)?;
-    Ok(SigningKey {
-        kid: row.kid.clone(),
-        algorithm,
-        encoding,
-    })
+    Ok(SigningKey { kid: row.kid.clone(), algorithm, encoding })
 }
 
 /// The current snapshot, swapped whole on reload.
@@ -145,16 +113,11 @@ pub struct KeyRing {
 
 impl KeyRing {
     pub fn new(snapshot: Snapshot) -> KeyRing {
-        KeyRing {
-            snapshot: RwLock::new(Arc::new(snapshot)),
-        }
+        KeyRing { snapshot: RwLock::new(Arc::new(snapshot)) }
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.snapshot
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.snapshot.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn replace(&self, snapshot: Snapshot) {

@@ -78,18 +78,8 @@ pub fn step(
     if let Some(next) = next {
         let planned = next.activated_at.unwrap_or(now);
         if planned <= now || active.is_none() {
-            let switch_at = if active.is_none() {
-                now.min(planned)
-            } else {
-                planned
-            };
-            if promote(
-                conn,
-                schedule,
-                active.map(|a| a.kid.as_str()),
-                &next.kid,
-                switch_at,
-            )? {
+            let switch_at = if active.is_none() { now.min(planned) } else { planned };
+            if promote(conn, schedule, active.map(|a| a.kid.as_str()), &next.kid, switch_at)? {
                 events.push(format!("key {} ({}) now signs", next.kid, next.algorithm));
             }
             return Ok(events);
@@ -98,18 +88,10 @@ pub fn step(
 
     // 2. Nothing to sign with (fresh database, or the active key was revoked).
     if active.is_none() && next.is_none() {
-        let row = new_row(
-            algorithms::generate(schedule.algorithm, schedule.rsa_bits)?,
-            master,
-            STATE_ACTIVE,
-            now,
-            now,
-        )?;
+        let row =
+            new_row(algorithms::generate(schedule.algorithm, schedule.rsa_bits)?, master, STATE_ACTIVE, now, now)?;
         if insert_unless_raced(conn, &row)? {
-            events.push(format!(
-                "generated signing key {} ({})",
-                row.kid, row.algorithm
-            ));
+            events.push(format!("generated signing key {} ({})", row.kid, row.algorithm));
         }
         return Ok(events);
     }
@@ -121,9 +103,7 @@ pub fn step(
         let due = activated + schedule.rotation - schedule.prepublish <= now;
         let algorithm_changed = active.algorithm != schedule.algorithm.name();
         if due || algorithm_changed {
-            schedule_next(conn, master, schedule, now, Activation::Scheduled)?
-                .into_iter()
-                .for_each(|e| events.push(e));
+            schedule_next(conn, master, schedule, now, Activation::Scheduled)?.into_iter().for_each(|e| events.push(e));
         }
     }
 
@@ -147,19 +127,10 @@ pub fn schedule_next(
         Activation::Scheduled => now + schedule.prepublish,
         Activation::Now => now,
     };
-    let row = new_row(
-        algorithms::generate(schedule.algorithm, schedule.rsa_bits)?,
-        master,
-        STATE_NEXT,
-        now,
-        activate_at,
-    )?;
-    Ok(insert_unless_raced(conn, &row)?.then(|| {
-        format!(
-            "published next key {} ({}), signing from {activate_at}",
-            row.kid, row.algorithm
-        )
-    }))
+    let row =
+        new_row(algorithms::generate(schedule.algorithm, schedule.rsa_bits)?, master, STATE_NEXT, now, activate_at)?;
+    Ok(insert_unless_raced(conn, &row)?
+        .then(|| format!("published next key {} ({}), signing from {activate_at}", row.kid, row.algorithm)))
 }
 
 /// Retires `active` and activates `next` in one transaction; false when
@@ -225,13 +196,9 @@ fn new_row(
 /// Encrypts keys stored in plain by earlier versions.
 pub fn protect_plain_keys(conn: &mut DbConnection, master: &MasterKey) -> anyhow::Result<usize> {
     let mut protected = 0;
-    for row in model::all(conn)?
-        .into_iter()
-        .filter(|r| r.key_protection == PROTECTION_NONE)
-    {
+    for row in model::all(conn)?.into_iter().filter(|r| r.key_protection == PROTECTION_NONE) {
         let sealed = master.seal(&row.kid, &row.private_key)?;
-        model::set_private_key(conn, &row.kid, &sealed, PROTECTION)
-            .context("encrypting a stored key")?;
+        model::set_private_key(conn, &row.kid, &sealed, PROTECTION).context("encrypting a stored key")?;
         protected += 1;
     }
     Ok(protected)

@@ -36,19 +36,13 @@ pub struct KeyService {
 impl KeyService {
     /// Blocking: loads (or on a fresh database creates) the master key,
     /// encrypts any plain legacy key, takes a rotation step and loads the ring.
-    pub fn start(
-        pool: Pool,
-        settings: &Settings,
-        clock: SharedClock,
-    ) -> anyhow::Result<KeyService> {
+    pub fn start(pool: Pool, settings: &Settings, clock: SharedClock) -> anyhow::Result<KeyService> {
         let mut conn = pool.get()?;
         let fresh = model::count(&mut conn)? == 0;
         let master = MasterKey::load(&settings.keys, fresh)?;
         let protected = rotation::protect_plain_keys(&mut conn, &master)?;
         if protected > 0 {
-            log::warn!(
-                "encrypted {protected} signing key(s) stored in plain by an earlier version"
-            );
+            log::warn!("encrypted {protected} signing key(s) stored in plain by an earlier version");
         }
         let schedule = Schedule::from_settings(settings);
         let now = clock.now_db();
@@ -118,10 +112,7 @@ impl KeyService {
     /// known yet), at most once per second.
     pub fn reload_for_unknown_kid(&self) -> anyhow::Result<()> {
         {
-            let mut last = self
-                .last_forced_reload
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut last = self.last_forced_reload.lock().unwrap_or_else(|p| p.into_inner());
             if last.is_some_and(|at| at.elapsed() < UNKNOWN_KID_RELOAD_INTERVAL) {
                 return Ok(());
             }
@@ -145,10 +136,7 @@ impl KeyService {
     /// The key that signs now; 503 in the moment between a revocation and
     /// its replacement.
     pub fn signer(&self, now: NaiveDateTime) -> Result<Arc<SigningKey>, ApiError> {
-        self.ring
-            .snapshot()
-            .signer(now)
-            .ok_or_else(|| ApiError::Unavailable("no active signing key".into()))
+        self.ring.snapshot().signer(now).ok_or_else(|| ApiError::Unavailable("no active signing key".into()))
     }
 
     pub fn verifier(&self) -> web::Data<Verifier> {
@@ -164,11 +152,7 @@ impl KeyService {
     }
 }
 
-fn load_snapshot(
-    conn: &mut DbConnection,
-    master: &MasterKey,
-    now: NaiveDateTime,
-) -> anyhow::Result<Snapshot> {
+fn load_snapshot(conn: &mut DbConnection, master: &MasterKey, now: NaiveDateTime) -> anyhow::Result<Snapshot> {
     let rows = model::usable(conn, now)?;
     Snapshot::from_rows(&rows, master, now).context("cannot load the signing keys")
 }

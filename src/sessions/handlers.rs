@@ -9,7 +9,9 @@ use super::model::revoke_user_sessions;
 use super::service::{self, ClientInfo};
 use crate::accounts::model as users;
 use crate::accounts::rules::username_key;
+use crate::accounts::throttle;
 use crate::error::{ApiError, FieldError};
+use crate::http::rate_limit::Endpoint;
 use crate::state::{dummy_hash, AppState};
 use crate::tokens::{verify_refresh, RefreshClaims, TokenPair};
 
@@ -29,11 +31,7 @@ pub async fn login(
     req: HttpRequest,
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let LoginRequest {
-        username,
-        password,
-        token_delivery,
-    } = body.into_inner();
+    let LoginRequest { username, password, token_delivery } = body.into_inner();
     match token_delivery.as_deref() {
         None | Some("body") => {}
         Some(_) => {
@@ -44,9 +42,19 @@ pub async fn login(
         }
     }
 
+    state.rate_limit(Endpoint::Login, &req)?;
+
+    // A locked-out name is refused before any password check, whether or not
+    // it exists; the right password does not get through either.
     let key = username_key(&username);
+    let throttle = state.throttle;
+    let now = state.clock.now_db();
+    let lookup_key = key.clone();
     let user = state
-        .db(move |conn| Ok(users::find_by_username_key(conn, &key)?))
+        .db(move |conn| {
+            throttle::check(conn, &throttle, &lookup_key, now)?;
+            Ok(users::find_by_username_key(conn, &lookup_key)?)
+        })
         .await?;
 
     let hasher = state.hasher;
@@ -57,27 +65,28 @@ pub async fn login(
             let stored = stored.unwrap_or_else(|| dummy_hash(&dummy, hasher).to_owned());
             let verification = hasher.verify(&password, &stored);
             // Upgrade old schemes and costs while we hold the plain password.
-            let rehash = verification
-                .needs_rehash
-                .then(|| hasher.hash(&password).ok())
-                .flatten();
+            let rehash = verification.needs_rehash.then(|| hasher.hash(&password).ok()).flatten();
             (verification, rehash.map(|new| (stored, new)))
         })
         .await?;
     let user = match user {
         Some(user) if verification.matches => user,
-        _ => return Err(ApiError::InvalidCredentials),
+        _ => {
+            // Same work for an unknown name as for a wrong password.
+            state.db(move |conn| throttle::record_failure(conn, &throttle, &key, now)).await?;
+            return Err(ApiError::InvalidCredentials);
+        }
     };
     if user.disabled {
         return Err(ApiError::AccountDisabled);
     }
 
     let settings = state.settings.clone();
-    let now = state.clock.now_db();
     let signer = state.keys.signer(now)?;
-    let client = client_info(&req);
+    let client = client_info(&state, &req);
     let minted = state
         .db(move |conn| {
+            throttle::record_success(conn, &throttle, &key)?;
             if let Some((old, new)) = rehash {
                 users::upgrade_password_hash(conn, &user.id, &old, &new)?;
             }
@@ -95,48 +104,36 @@ pub struct RefreshRequest {
 /// POST /v1/auth/refresh: rotation.
 pub async fn refresh(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    state.rate_limit(Endpoint::Refresh, &req)?;
     let claims = verified_refresh_claims(&state, &body.refresh_token).await?;
     let settings = state.settings.clone();
     let now = state.clock.now_db();
     let signer = state.keys.signer(now)?;
-    let minted = state
-        .db(move |conn| service::rotate(conn, &settings.tokens, &signer, &claims, now))
-        .await?;
+    let minted = state.db(move |conn| service::rotate(conn, &settings.tokens, &signer, &claims, now)).await?;
     Ok(token_response(minted.pair))
 }
 
 /// POST /v1/auth/logout: revokes the session of the refresh token.
-pub async fn logout(
-    state: web::Data<AppState>,
-    body: web::Json<RefreshRequest>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn logout(state: web::Data<AppState>, body: web::Json<RefreshRequest>) -> Result<HttpResponse, ApiError> {
     let claims = verified_refresh_claims(&state, &body.refresh_token).await?;
     let now = state.clock.now_db();
-    state
-        .db(move |conn| service::end_session(conn, &claims, now))
-        .await?;
+    state.db(move |conn| service::end_session(conn, &claims, now)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// Verifies a refresh token's signature and claims. A `kid` this instance
 /// does not know yet (another instance just rotated) triggers one reload.
-async fn verified_refresh_claims(
-    state: &web::Data<AppState>,
-    token: &str,
-) -> Result<RefreshClaims, ApiError> {
+async fn verified_refresh_claims(state: &web::Data<AppState>, token: &str) -> Result<RefreshClaims, ApiError> {
     let issuer = &state.settings.tokens.issuer;
     match verify_refresh(state.verifier(), issuer, token) {
         Ok(claims) => Ok(claims),
         Err(VerifyError::UnknownKid) => {
             let keys = state.keys.clone();
-            state
-                .blocking(move || keys.reload_for_unknown_kid())
-                .await?
-                .map_err(ApiError::internal)?;
-            verify_refresh(state.verifier(), issuer, token)
-                .map_err(|_| ApiError::InvalidRefreshToken)
+            state.blocking(move || keys.reload_for_unknown_kid()).await?.map_err(ApiError::internal)?;
+            verify_refresh(state.verifier(), issuer, token).map_err(|_| ApiError::InvalidRefreshToken)
         }
         Err(_) => Err(ApiError::InvalidRefreshToken),
     }
@@ -150,48 +147,26 @@ fn token_response(pair: TokenPair) -> HttpResponse {
         .json(pair)
 }
 
-fn client_info(req: &HttpRequest) -> ClientInfo {
+fn client_info(state: &AppState, req: &HttpRequest) -> ClientInfo {
     ClientInfo {
-        user_agent: req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        ip: req.peer_addr().map(|addr| addr.ip().to_string()),
+        user_agent: req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        ip: state.client_ip(req).map(|ip| ip.to_string()),
     }
 }
 
 /// POST /v1/auth/logout-all: revokes every session of the caller, this one too.
-pub async fn logout_all(
-    state: web::Data<AppState>,
-    auth: Authenticated,
-) -> Result<HttpResponse, ApiError> {
+pub async fn logout_all(state: web::Data<AppState>, auth: Authenticated) -> Result<HttpResponse, ApiError> {
     let user_id = auth.sub.clone();
     let now = state.clock.now_db();
-    state
-        .db(move |conn| {
-            Ok(revoke_user_sessions(
-                conn,
-                &user_id,
-                None,
-                now,
-                "logout_all",
-            )?)
-        })
-        .await?;
+    state.db(move |conn| Ok(revoke_user_sessions(conn, &user_id, None, now, "logout_all")?)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// GET /v1/auth/sessions: the caller's live sessions, its own marked `current`.
-pub async fn list(
-    state: web::Data<AppState>,
-    auth: Authenticated,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: web::Data<AppState>, auth: Authenticated) -> Result<HttpResponse, ApiError> {
     let Authenticated(claims) = auth;
     let now = state.clock.now_db();
-    let sessions = state
-        .db(move |conn| service::list_sessions(conn, &claims.sub, &claims.sid, now))
-        .await?;
+    let sessions = state.db(move |conn| service::list_sessions(conn, &claims.sub, &claims.sid, now)).await?;
     Ok(HttpResponse::Ok().json(json!({ "sessions": sessions })))
 }
 
@@ -204,8 +179,6 @@ pub async fn delete(
     let user_id = auth.sub.clone();
     let id = id.into_inner();
     let now = state.clock.now_db();
-    state
-        .db(move |conn| service::revoke_own_session(conn, &user_id, &id, now))
-        .await?;
+    state.db(move |conn| service::revoke_own_session(conn, &user_id, &id, now)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -35,42 +35,24 @@ pub struct RefreshToken {
 }
 
 pub fn insert_session(conn: &mut DbConnection, session: &Session) -> QueryResult<()> {
-    diesel::insert_into(sessions::table)
-        .values(session)
-        .execute(conn)
-        .map(|_| ())
+    diesel::insert_into(sessions::table).values(session).execute(conn).map(|_| ())
 }
 
 pub fn insert_refresh_token(conn: &mut DbConnection, token: &RefreshToken) -> QueryResult<()> {
-    diesel::insert_into(refresh_tokens::table)
-        .values(token)
-        .execute(conn)
-        .map(|_| ())
+    diesel::insert_into(refresh_tokens::table).values(token).execute(conn).map(|_| ())
 }
 
 pub fn find_session(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Session>> {
-    sessions::table
-        .find(id)
-        .select(Session::as_select())
-        .first(conn)
-        .optional()
+    sessions::table.find(id).select(Session::as_select()).first(conn).optional()
 }
 
 pub fn find_refresh_token(conn: &mut DbConnection, jti: &str) -> QueryResult<Option<RefreshToken>> {
-    refresh_tokens::table
-        .find(jti)
-        .select(RefreshToken::as_select())
-        .first(conn)
-        .optional()
+    refresh_tokens::table.find(jti).select(RefreshToken::as_select()).first(conn).optional()
 }
 
 /// Marks a refresh token used if, and only if, it is unused, unexpired and its
 /// session is live. Exactly one of any number of concurrent callers gets 1.
-pub fn claim_refresh_token(
-    conn: &mut DbConnection,
-    jti: &str,
-    now: NaiveDateTime,
-) -> QueryResult<usize> {
+pub fn claim_refresh_token(conn: &mut DbConnection, jti: &str, now: NaiveDateTime) -> QueryResult<usize> {
     let live_sessions = sessions::table
         .filter(sessions::revoked_at.is_null())
         .filter(sessions::expires_at.gt(now))
@@ -87,34 +69,18 @@ pub fn claim_refresh_token(
 }
 
 pub fn set_replaced_by(conn: &mut DbConnection, jti: &str, successor: &str) -> QueryResult<usize> {
-    diesel::update(refresh_tokens::table.find(jti))
-        .set(refresh_tokens::replaced_by.eq(successor))
-        .execute(conn)
+    diesel::update(refresh_tokens::table.find(jti)).set(refresh_tokens::replaced_by.eq(successor)).execute(conn)
 }
 
 pub fn touch_session(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<usize> {
-    diesel::update(sessions::table.find(id))
-        .set(sessions::last_used_at.eq(now))
-        .execute(conn)
+    diesel::update(sessions::table.find(id)).set(sessions::last_used_at.eq(now)).execute(conn)
 }
 
 /// Revokes one live session; returns 1 if it was live.
-pub fn revoke_session(
-    conn: &mut DbConnection,
-    id: &str,
-    now: NaiveDateTime,
-    reason: &str,
-) -> QueryResult<usize> {
-    diesel::update(
-        sessions::table
-            .find(id)
-            .filter(sessions::revoked_at.is_null()),
-    )
-    .set((
-        sessions::revoked_at.eq(now),
-        sessions::revoked_reason.eq(reason),
-    ))
-    .execute(conn)
+pub fn revoke_session(conn: &mut DbConnection, id: &str, now: NaiveDateTime, reason: &str) -> QueryResult<usize> {
+    diesel::update(sessions::table.find(id).filter(sessions::revoked_at.is_null()))
+        .set((sessions::revoked_at.eq(now), sessions::revoked_reason.eq(reason)))
+        .execute(conn)
 }
 
 /// Revokes every live session of a user, except `keep` if given.
@@ -125,28 +91,17 @@ pub fn revoke_user_sessions(
     now: NaiveDateTime,
     reason: &str,
 ) -> QueryResult<usize> {
-    let live = sessions::table
-        .filter(sessions::user_id.eq(user_id))
-        .filter(sessions::revoked_at.is_null());
-    let update = (
-        sessions::revoked_at.eq(now),
-        sessions::revoked_reason.eq(reason),
-    );
+    let live = sessions::table.filter(sessions::user_id.eq(user_id)).filter(sessions::revoked_at.is_null());
+    let update = (sessions::revoked_at.eq(now), sessions::revoked_reason.eq(reason));
     match keep {
-        Some(keep) => diesel::update(live.filter(sessions::id.ne(keep)))
-            .set(update)
-            .execute(conn),
+        Some(keep) => diesel::update(live.filter(sessions::id.ne(keep))).set(update).execute(conn),
         None => diesel::update(live).set(update).execute(conn),
     }
 }
 
 /// Sessions that can still refresh: not revoked, before their absolute end,
 /// and holding an unused, unexpired refresh token. Newest first.
-pub fn live_sessions(
-    conn: &mut DbConnection,
-    user_id: &str,
-    now: NaiveDateTime,
-) -> QueryResult<Vec<Session>> {
+pub fn live_sessions(conn: &mut DbConnection, user_id: &str, now: NaiveDateTime) -> QueryResult<Vec<Session>> {
     let with_live_token = refresh_tokens::table
         .filter(refresh_tokens::used_at.is_null())
         .filter(refresh_tokens::expires_at.gt(now))

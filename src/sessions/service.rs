@@ -39,9 +39,7 @@ pub fn start_session(
         created_at: now,
         last_used_at: now,
         expires_at: now + TimeDelta::seconds(settings.session_max_secs),
-        user_agent: client
-            .user_agent
-            .map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
+        user_agent: client.user_agent.map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
         ip: client.ip,
         revoked_at: None,
         revoked_reason: None,
@@ -53,12 +51,7 @@ pub fn start_session(
 }
 
 fn subject<'a>(user: &'a User, session: &'a Session) -> Subject<'a> {
-    Subject {
-        user_id: &user.id,
-        username: &user.username,
-        roles: user.role_list(),
-        session_id: &session.id,
-    }
+    Subject { user_id: &user.id, username: &user.username, roles: user.role_list(), session_id: &session.id }
 }
 
 /// Signs a pair in `session` and records its new refresh token.
@@ -72,11 +65,9 @@ fn issue_in_session(
 ) -> Result<Minted, ApiError> {
     let now_unix = now.and_utc().timestamp();
     // A refresh token never outlives its session.
-    let refresh_expires_at =
-        (now_unix + settings.refresh_ttl_secs).min(session.expires_at.and_utc().timestamp());
+    let refresh_expires_at = (now_unix + settings.refresh_ttl_secs).min(session.expires_at.and_utc().timestamp());
     let spec = RefreshSpec::new(now_unix, refresh_expires_at);
-    let minted = mint_pair(settings, key, subject(user, session), now_unix, spec)
-        .map_err(ApiError::internal)?;
+    let minted = mint_pair(settings, key, subject(user, session), now_unix, spec).map_err(ApiError::internal)?;
     model::insert_refresh_token(
         conn,
         &RefreshToken {
@@ -110,13 +101,11 @@ pub fn rotate(
         if model::claim_refresh_token(conn, &claims.jti, now)? == 0 {
             return Ok(None);
         }
-        let token =
-            model::find_refresh_token(conn, &claims.jti)?.ok_or(ApiError::InvalidRefreshToken)?;
+        let token = model::find_refresh_token(conn, &claims.jti)?.ok_or(ApiError::InvalidRefreshToken)?;
         if token.session_id != claims.sid || token.user_id != claims.sub {
             return Err(ApiError::InvalidRefreshToken);
         }
-        let session =
-            model::find_session(conn, &token.session_id)?.ok_or(ApiError::InvalidRefreshToken)?;
+        let session = model::find_session(conn, &token.session_id)?.ok_or(ApiError::InvalidRefreshToken)?;
         let user = users::find(conn, &token.user_id)?.ok_or(ApiError::InvalidRefreshToken)?;
         if user.disabled {
             return Err(ApiError::InvalidRefreshToken);
@@ -131,19 +120,14 @@ pub fn rotate(
     }
 
     // Not claimed: unknown, expired, revoked, or already used.
-    let token =
-        model::find_refresh_token(conn, &claims.jti)?.ok_or(ApiError::InvalidRefreshToken)?;
+    let token = model::find_refresh_token(conn, &claims.jti)?.ok_or(ApiError::InvalidRefreshToken)?;
     if let Some(minted) = successor_within_grace(conn, settings, key, &token, now)? {
         return Ok(minted);
     }
     if token.used_at.is_some() {
         let revoked = model::revoke_session(conn, &token.session_id, now, "refresh_token_reused")?;
         if revoked == 1 {
-            log::warn!(
-                "refresh token reuse detected: session {} of user {} revoked",
-                token.session_id,
-                token.user_id
-            );
+            log::warn!("refresh token reuse detected: session {} of user {} revoked", token.session_id, token.user_id);
             return Err(ApiError::RefreshTokenReused);
         }
     }
@@ -164,9 +148,7 @@ fn successor_within_grace(
     let (Some(used_at), Some(successor_jti)) = (token.used_at, token.replaced_by.as_deref()) else {
         return Ok(None);
     };
-    if settings.refresh_reuse_grace_secs <= 0
-        || now - used_at > TimeDelta::seconds(settings.refresh_reuse_grace_secs)
-    {
+    if settings.refresh_reuse_grace_secs <= 0 || now - used_at > TimeDelta::seconds(settings.refresh_reuse_grace_secs) {
         return Ok(None);
     }
     let Some(successor) = model::find_refresh_token(conn, successor_jti)? else {
@@ -190,25 +172,14 @@ fn successor_within_grace(
         issued_at: successor.issued_at.and_utc().timestamp(),
         expires_at: successor.expires_at.and_utc().timestamp(),
     };
-    let minted = mint_pair(
-        settings,
-        key,
-        subject(&user, &session),
-        now.and_utc().timestamp(),
-        spec,
-    )
-    .map_err(ApiError::internal)?;
+    let minted = mint_pair(settings, key, subject(&user, &session), now.and_utc().timestamp(), spec)
+        .map_err(ApiError::internal)?;
     Ok(Some(minted))
 }
 
 /// Revokes the session a refresh token belongs to (logout). Idempotent.
-pub fn end_session(
-    conn: &mut DbConnection,
-    claims: &RefreshClaims,
-    now: NaiveDateTime,
-) -> Result<(), ApiError> {
-    let token =
-        model::find_refresh_token(conn, &claims.jti)?.ok_or(ApiError::InvalidRefreshToken)?;
+pub fn end_session(conn: &mut DbConnection, claims: &RefreshClaims, now: NaiveDateTime) -> Result<(), ApiError> {
+    let token = model::find_refresh_token(conn, &claims.jti)?.ok_or(ApiError::InvalidRefreshToken)?;
     if token.session_id != claims.sid {
         return Err(ApiError::InvalidRefreshToken);
     }
@@ -217,9 +188,7 @@ pub fn end_session(
 }
 
 fn unix_to_db(secs: i64) -> NaiveDateTime {
-    DateTime::from_timestamp(secs, 0)
-        .unwrap_or_default()
-        .naive_utc()
+    DateTime::from_timestamp(secs, 0).unwrap_or_default().naive_utc()
 }
 
 /// A live session as the session list shows it.
@@ -263,9 +232,7 @@ pub fn revoke_own_session(
     id: &str,
     now: NaiveDateTime,
 ) -> Result<(), ApiError> {
-    let session = model::find_session(conn, id)?
-        .filter(|s| s.user_id == user_id)
-        .ok_or(ApiError::NotFound)?;
+    let session = model::find_session(conn, id)?.filter(|s| s.user_id == user_id).ok_or(ApiError::NotFound)?;
     model::revoke_session(conn, &session.id, now, "deleted_by_user")?;
     Ok(())
 }

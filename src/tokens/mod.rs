@@ -62,11 +62,7 @@ pub struct RefreshSpec {
 
 impl RefreshSpec {
     pub fn new(now: i64, expires_at: i64) -> Self {
-        RefreshSpec {
-            jti: Uuid::new_v4().to_string(),
-            issued_at: now,
-            expires_at,
-        }
+        RefreshSpec { jti: Uuid::new_v4().to_string(), issued_at: now, expires_at }
     }
 }
 
@@ -111,11 +107,7 @@ pub fn mint_pair(
         jti: refresh.jti,
         sid: subject.session_id.to_owned(),
     };
-    let access_token = encode(
-        &header(key, signet_verify::ACCESS_TOKEN_TYPE),
-        &access,
-        &key.encoding,
-    )?;
+    let access_token = encode(&header(key, signet_verify::ACCESS_TOKEN_TYPE), &access, &key.encoding)?;
     let refresh_token = encode(&header(key, REFRESH_TOKEN_TYPE), &refresh, &key.encoding)?;
     Ok(Minted {
         pair: TokenPair {
@@ -139,10 +131,6 @@ fn header(key: &SigningKey, typ: &str) -> Header {
 
 /// Verifies a refresh token's signature, type, issuer, audience and expiry.
 /// Whether it is still current is the session store's question.
-pub fn verify_refresh(
-    verifier: &Verifier,
-    issuer: &str,
-    token: &str,
-) -> Result<RefreshClaims, VerifyError> {
+pub fn verify_refresh(verifier: &Verifier, issuer: &str, token: &str) -> Result<RefreshClaims, VerifyError> {
     verifier.verify_as::<RefreshClaims>(token, REFRESH_TOKEN_TYPE, issuer)
 }

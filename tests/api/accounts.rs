@@ -20,10 +20,7 @@ backend_tests!(
 
 async fn register_returns_the_user(app: TestApp) {
     let res = app
-        .post_json(
-            "/v1/auth/register",
-            &json!({"username": "Alice", "password": PASSWORD, "email": "a@example.com"}),
-        )
+        .post_json("/v1/auth/register", &json!({"username": "Alice", "password": PASSWORD, "email": "a@example.com"}))
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let user: serde_json::Value = res.json().await.unwrap();
@@ -44,15 +41,11 @@ async fn usernames_are_unique_regardless_of_case(app: TestApp) {
 
 async fn bad_usernames_and_emails_are_rejected(app: TestApp) {
     for bad in ["al", "ali ce", "ålice", "a/b", &"x".repeat(65)] {
-        let body =
-            assert_problem(app.register(bad, PASSWORD).await, 422, "validation_failed").await;
+        let body = assert_problem(app.register(bad, PASSWORD).await, 422, "validation_failed").await;
         assert_eq!(body["errors"][0]["field"], "username", "{bad}");
     }
     let res = app
-        .post_json(
-            "/v1/auth/register",
-            &json!({"username": "bob", "password": PASSWORD, "email": "not-an-email"}),
-        )
+        .post_json("/v1/auth/register", &json!({"username": "bob", "password": PASSWORD, "email": "not-an-email"}))
         .await;
     let body = assert_problem(res, 422, "validation_failed").await;
     assert_eq!(body["errors"][0]["field"], "email");
@@ -60,13 +53,7 @@ async fn bad_usernames_and_emails_are_rejected(app: TestApp) {
 
 async fn weak_passwords_are_rejected(app: TestApp) {
     let long = "Zq9!vx7#Lm".repeat(103);
-    for weak in [
-        "short1!",
-        "password123",
-        "qwertyuiop",
-        "carol-secret-carol",
-        long.as_str(),
-    ] {
+    for weak in ["short1!", "password123", "qwertyuiop", "carol-secret-carol", long.as_str()] {
         let body = assert_problem(app.register("carol", weak).await, 422, "weak_password").await;
         assert_eq!(body["errors"][0]["field"], "password");
         // The password is never echoed.
@@ -80,10 +67,7 @@ async fn every_password_byte_counts(app: TestApp) {
     let prefix = &prefix[..72];
     let first = format!("{prefix}-first");
     let second = format!("{prefix}-second");
-    assert_eq!(
-        app.register("dave", &first).await.status(),
-        StatusCode::CREATED
-    );
+    assert_eq!(app.register("dave", &first).await.status(), StatusCode::CREATED);
     assert_eq!(app.login("dave", &first).await.status(), StatusCode::OK);
     assert_problem(app.login("dave", &second).await, 401, "invalid_credentials").await;
 }
@@ -106,10 +90,7 @@ async fn unknown_user_and_wrong_password_look_the_same(app: TestApp) {
     app.register_ok("frank").await;
     let wrong = app.login("frank", "not-the-password-at-all").await;
     let unknown = app.login("nobody-here", "not-the-password-at-all").await;
-    assert_eq!(
-        wrong.headers().get("www-authenticate"),
-        unknown.headers().get("www-authenticate")
-    );
+    assert_eq!(wrong.headers().get("www-authenticate"), unknown.headers().get("www-authenticate"));
     let wrong = assert_problem(wrong, 401, "invalid_credentials").await;
     let unknown = assert_problem(unknown, 401, "invalid_credentials").await;
     assert_eq!(wrong, unknown);
@@ -127,23 +108,13 @@ async fn disabled_account_is_told_only_after_the_right_password(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert_problem(
-        app.login("grace", "wrong-password-here").await,
-        401,
-        "invalid_credentials",
-    )
-    .await;
+    assert_problem(app.login("grace", "wrong-password-here").await, 401, "invalid_credentials").await;
     assert_problem(app.login("grace", PASSWORD).await, 403, "account_disabled").await;
 }
 
 async fn registration_can_be_closed_by_config(app: TestApp) {
     let closed = TestApp::spawn_with(app.backend, "[registration]\nopen = false").await;
-    assert_problem(
-        closed.register("henry", PASSWORD).await,
-        403,
-        "registration_closed",
-    )
-    .await;
+    assert_problem(closed.register("henry", PASSWORD).await, 403, "registration_closed").await;
 }
 
 async fn me_returns_the_caller(app: TestApp) {
@@ -158,26 +129,11 @@ async fn me_returns_the_caller(app: TestApp) {
 async fn users_and_keys_survive_a_restart(app: TestApp) {
     app.register_ok("judy").await;
     let pair = app.login_ok("judy").await;
-    let jwks_before: serde_json::Value = app
-        .get("/.well-known/jwks.json", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let jwks_before: serde_json::Value = app.get("/.well-known/jwks.json", None).await.json().await.unwrap();
     let app = app.restart().await;
-    let jwks_after: serde_json::Value = app
-        .get("/.well-known/jwks.json", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let jwks_after: serde_json::Value = app.get("/.well-known/jwks.json", None).await.json().await.unwrap();
     assert_eq!(jwks_before, jwks_after);
     // A token issued before the restart still works; so does the password.
-    assert_eq!(
-        app.get("/v1/auth/me", pair["access_token"].as_str())
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.get("/v1/auth/me", pair["access_token"].as_str()).await.status(), StatusCode::OK);
     app.login_ok("judy").await;
 }

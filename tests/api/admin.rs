@@ -14,16 +14,10 @@ backend_tests!(
 
 async fn a_user_gets_403_on_admin_routes(app: TestApp) {
     app.register_ok("user1").await;
-    let token = app.login_ok("user1").await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.login_ok("user1").await["access_token"].as_str().unwrap().to_owned();
     let res = app.get("/v1/admin/users", Some(&token)).await;
     let challenge = www_authenticate(&res);
-    assert!(
-        challenge.contains("error=\"insufficient_scope\""),
-        "{challenge}"
-    );
+    assert!(challenge.contains("error=\"insufficient_scope\""), "{challenge}");
     assert_problem(res, 403, "insufficient_role").await;
     // No token at all is still 401, not 403.
     assert_problem(app.get("/v1/admin/users", None).await, 401, "missing_token").await;
@@ -36,45 +30,21 @@ async fn admin_lists_and_gets_users(app: TestApp) {
         app.clock.advance(chrono::TimeDelta::seconds(1));
         app.register_ok(name).await;
     }
-    let res = app
-        .get("/v1/admin/users?limit=2&offset=1", Some(&admin))
-        .await;
+    let res = app.get("/v1/admin/users?limit=2&offset=1", Some(&admin)).await;
     assert_eq!(res.status(), StatusCode::OK);
     let page: Value = res.json().await.unwrap();
     assert_eq!(page["total"], 4);
-    let names: Vec<&str> = page["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["username"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = page["users"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
     assert_eq!(names, ["usr1", "usr2"]);
 
     let id = page["users"][0]["id"].as_str().unwrap();
-    let res = app
-        .get(&format!("/v1/admin/users/{id}"), Some(&admin))
-        .await;
+    let res = app.get(&format!("/v1/admin/users/{id}"), Some(&admin)).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.json::<Value>().await.unwrap()["username"], "usr1");
 
-    assert_problem(
-        app.get("/v1/admin/users/no-such-id", Some(&admin)).await,
-        404,
-        "not_found",
-    )
-    .await;
-    assert_problem(
-        app.get("/v1/admin/users?limit=0", Some(&admin)).await,
-        400,
-        "malformed_request",
-    )
-    .await;
-    assert_problem(
-        app.get("/v1/admin/users?limit=abc", Some(&admin)).await,
-        400,
-        "malformed_request",
-    )
-    .await;
+    assert_problem(app.get("/v1/admin/users/no-such-id", Some(&admin)).await, 404, "not_found").await;
+    assert_problem(app.get("/v1/admin/users?limit=0", Some(&admin)).await, 400, "malformed_request").await;
+    assert_problem(app.get("/v1/admin/users?limit=abc", Some(&admin)).await, 400, "malformed_request").await;
 }
 
 async fn put_roles(app: &TestApp, admin: &str, id: &str, roles: Value) -> reqwest::Response {
@@ -93,50 +63,18 @@ async fn admin_sets_roles_and_they_appear_at_next_login(app: TestApp) {
     let id = user["id"].as_str().unwrap();
     let res = put_roles(&app, &admin, id, json!(["user", "editor", "editor"])).await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(
-        res.json::<Value>().await.unwrap()["roles"],
-        json!(["editor", "user"])
-    );
-    let token = app.login_ok("editor").await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let me: Value = app
-        .get("/v1/auth/me", Some(&token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["roles"], json!(["editor", "user"]));
+    let token = app.login_ok("editor").await["access_token"].as_str().unwrap().to_owned();
+    let me: Value = app.get("/v1/auth/me", Some(&token)).await.json().await.unwrap();
     assert_eq!(me["roles"], json!(["editor", "user"]));
 
-    assert_problem(
-        put_roles(&app, &admin, id, json!(["Bad Role"])).await,
-        422,
-        "validation_failed",
-    )
-    .await;
-    assert_problem(
-        put_roles(&app, &admin, id, json!("admin")).await,
-        400,
-        "malformed_request",
-    )
-    .await;
-    assert_problem(
-        put_roles(&app, &admin, "missing", json!(["user"])).await,
-        404,
-        "not_found",
-    )
-    .await;
+    assert_problem(put_roles(&app, &admin, id, json!(["Bad Role"])).await, 422, "validation_failed").await;
+    assert_problem(put_roles(&app, &admin, id, json!("admin")).await, 400, "malformed_request").await;
+    assert_problem(put_roles(&app, &admin, "missing", json!(["user"])).await, 404, "not_found").await;
 }
 
 async fn patch(app: &TestApp, admin: &str, id: &str, body: Value) -> reqwest::Response {
-    app.client
-        .patch(app.url(&format!("/v1/admin/users/{id}")))
-        .bearer_auth(admin)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    app.client.patch(app.url(&format!("/v1/admin/users/{id}"))).bearer_auth(admin).json(&body).send().await.unwrap()
 }
 
 async fn admin_patch_validates_and_disables(app: TestApp) {
@@ -149,28 +87,13 @@ async fn admin_patch_validates_and_disables(app: TestApp) {
     assert_eq!(res.json::<Value>().await.unwrap()["email"], "p@example.com");
     let res = patch(&app, &admin, id, json!({"email": null})).await;
     assert_eq!(res.json::<Value>().await.unwrap()["email"], Value::Null);
-    assert_problem(
-        patch(&app, &admin, id, json!({"email": "nope"})).await,
-        422,
-        "validation_failed",
-    )
-    .await;
-    assert_problem(
-        patch(&app, &admin, id, json!({"roles": ["admin"]})).await,
-        400,
-        "malformed_request",
-    )
-    .await;
+    assert_problem(patch(&app, &admin, id, json!({"email": "nope"})).await, 422, "validation_failed").await;
+    assert_problem(patch(&app, &admin, id, json!({"roles": ["admin"]})).await, 400, "malformed_request").await;
 
     let res = patch(&app, &admin, id, json!({"disabled": true})).await;
     assert_eq!(res.json::<Value>().await.unwrap()["disabled"], true);
     // Disabling revoked the session: its refresh token is dead.
-    assert_problem(
-        app.refresh(pair["refresh_token"].as_str().unwrap()).await,
-        401,
-        "invalid_refresh_token",
-    )
-    .await;
+    assert_problem(app.refresh(pair["refresh_token"].as_str().unwrap()).await, 401, "invalid_refresh_token").await;
 }
 
 async fn admin_deletes_users(app: TestApp) {
@@ -178,32 +101,10 @@ async fn admin_deletes_users(app: TestApp) {
     let user = app.register_ok("goner").await;
     let id = user["id"].as_str().unwrap();
     let pair = app.login_ok("goner").await;
-    let res = app
-        .client
-        .delete(app.url(&format!("/v1/admin/users/{id}")))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let res = app.client.delete(app.url(&format!("/v1/admin/users/{id}"))).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    let res = app
-        .client
-        .delete(app.url(&format!("/v1/admin/users/{id}")))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let res = app.client.delete(app.url(&format!("/v1/admin/users/{id}"))).bearer_auth(&admin).send().await.unwrap();
     assert_problem(res, 404, "not_found").await;
-    assert_problem(
-        app.refresh(pair["refresh_token"].as_str().unwrap()).await,
-        401,
-        "invalid_refresh_token",
-    )
-    .await;
-    assert_problem(
-        app.login("goner", crate::helpers::PASSWORD).await,
-        401,
-        "invalid_credentials",
-    )
-    .await;
+    assert_problem(app.refresh(pair["refresh_token"].as_str().unwrap()).await, 401, "invalid_refresh_token").await;
+    assert_problem(app.login("goner", crate::helpers::PASSWORD).await, 401, "invalid_credentials").await;
 }

@@ -30,18 +30,9 @@ async fn logged_in(app: &TestApp) -> Value {
 }
 
 async fn assert_invalid(app: &TestApp, authorization: &str) {
-    let res = app
-        .client
-        .get(app.url("/v1/auth/me"))
-        .header("authorization", authorization)
-        .send()
-        .await
-        .unwrap();
+    let res = app.client.get(app.url("/v1/auth/me")).header("authorization", authorization).send().await.unwrap();
     let challenge = www_authenticate(&res);
-    assert!(
-        challenge.starts_with("Bearer realm=\"signet\""),
-        "{challenge}"
-    );
+    assert!(challenge.starts_with("Bearer realm=\"signet\""), "{challenge}");
     assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
     let body = assert_problem(res, 401, "invalid_token").await;
     // The token is never echoed.
@@ -52,11 +43,7 @@ async fn assert_invalid(app: &TestApp, authorization: &str) {
 
 fn split(token: &str) -> (String, String, String) {
     let mut parts = token.split('.').map(str::to_owned);
-    (
-        parts.next().unwrap(),
-        parts.next().unwrap(),
-        parts.next().unwrap(),
-    )
+    (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap())
 }
 
 fn decode_part(part: &str) -> Value {
@@ -72,13 +59,7 @@ async fn missing_token_is_401_without_error(app: TestApp) {
     assert_eq!(www_authenticate(&res), "Bearer realm=\"signet\"");
     assert_problem(res, 401, "missing_token").await;
     // Another scheme is not a bearer token either.
-    let res = app
-        .client
-        .get(app.url("/v1/auth/me"))
-        .header("authorization", "Basic YTpi")
-        .send()
-        .await
-        .unwrap();
+    let res = app.client.get(app.url("/v1/auth/me")).header("authorization", "Basic YTpi").send().await.unwrap();
     assert_problem(res, 401, "missing_token").await;
 }
 
@@ -94,11 +75,7 @@ async fn tampered_payload_is_invalid(app: TestApp) {
     let (header, payload, signature) = split(pair["access_token"].as_str().unwrap());
     let mut claims = decode_part(&payload);
     claims["roles"] = json!(["user", "admin"]);
-    assert_invalid(
-        &app,
-        &format!("Bearer {header}.{}.{signature}", encode_part(&claims)),
-    )
-    .await;
+    assert_invalid(&app, &format!("Bearer {header}.{}.{signature}", encode_part(&claims))).await;
 }
 
 async fn alg_none_is_invalid(app: TestApp) {
@@ -117,35 +94,20 @@ async fn hs256_signed_with_the_public_key_is_invalid(app: TestApp) {
     let (header, payload, _) = split(pair["access_token"].as_str().unwrap());
     let kid = decode_part(&header)["kid"].as_str().unwrap().to_owned();
     let claims = decode_part(&payload);
-    let jwks: Value = app
-        .get("/.well-known/jwks.json", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = app.get("/.well-known/jwks.json", None).await.json().await.unwrap();
     // Classic key confusion: the public key as an HMAC secret, in several encodings.
     let public = jwks["keys"][0].clone();
-    for secret in [
-        public.to_string(),
-        format!("{}{}", public["x"], public["y"]),
-    ] {
+    for secret in [public.to_string(), format!("{}{}", public["x"], public["y"])] {
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(kid.clone());
         header.typ = Some("at+jwt".into());
-        let forged = encode(
-            &header,
-            &claims,
-            &EncodingKey::from_secret(secret.as_bytes()).unwrap(),
-        )
-        .unwrap();
+        let forged = encode(&header, &claims, &EncodingKey::from_secret(secret.as_bytes()).unwrap()).unwrap();
         assert_invalid(&app, &format!("Bearer {forged}")).await;
     }
 }
 
 fn foreign_es256_key() -> EncodingKey {
-    let pkcs8 =
-        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-            .unwrap();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new()).unwrap();
     EncodingKey::from_ec_der(pkcs8.as_ref())
 }
 
@@ -160,11 +122,7 @@ async fn unknown_kid_is_invalid(app: TestApp) {
         header.kid = kid;
         header.typ = Some("at+jwt".into());
         // With the real kid this is a bad signature; without a known kid, unknown.
-        assert_invalid(
-            &app,
-            &format!("Bearer {}", encode(&header, &claims, &key).unwrap()),
-        )
-        .await;
+        assert_invalid(&app, &format!("Bearer {}", encode(&header, &claims, &key).unwrap())).await;
     }
 }
 
@@ -172,22 +130,14 @@ async fn expired_token_is_invalid_after_the_leeway(app: TestApp) {
     let pair = logged_in(&app).await;
     let token = pair["access_token"].as_str().unwrap();
     app.clock.advance(TimeDelta::seconds(900 + 20));
-    assert_eq!(
-        app.get("/v1/auth/me", Some(token)).await.status(),
-        StatusCode::OK,
-        "within the 30 s leeway"
-    );
+    assert_eq!(app.get("/v1/auth/me", Some(token)).await.status(), StatusCode::OK, "within the 30 s leeway");
     app.clock.advance(TimeDelta::seconds(15));
     assert_invalid(&app, &format!("Bearer {token}")).await;
 }
 
 async fn refresh_token_is_not_a_bearer_token(app: TestApp) {
     let pair = logged_in(&app).await;
-    assert_invalid(
-        &app,
-        &format!("Bearer {}", pair["refresh_token"].as_str().unwrap()),
-    )
-    .await;
+    assert_invalid(&app, &format!("Bearer {}", pair["refresh_token"].as_str().unwrap())).await;
 }
 
 async fn scheme_is_case_insensitive(app: TestApp) {

@@ -19,12 +19,7 @@ fn signet(db_url: &str, args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .expect("signet binary runs");
     if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     }
     child.wait_with_output().unwrap()
 }
@@ -36,38 +31,19 @@ async fn users_create_and_set_roles_work_on_a_fresh_database(app: TestApp) {
     let db = TestDb::create(app.backend);
     let out = signet(
         db.url(),
-        &[
-            "users",
-            "create",
-            "root",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ],
+        &["users", "create", "root", "--role", "admin", "--password-stdin"],
         Some(&format!("{PASSWORD}\n")),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("admin, user"), "{stdout}");
     assert!(!stdout.contains(PASSWORD));
 
-    let out = signet(
-        db.url(),
-        &["users", "create", "Root", "--password-stdin"],
-        Some(PASSWORD),
-    );
+    let out = signet(db.url(), &["users", "create", "Root", "--password-stdin"], Some(PASSWORD));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("taken"));
 
-    let out = signet(
-        db.url(),
-        &["users", "create", "weakling", "--password-stdin"],
-        Some("password1\n"),
-    );
+    let out = signet(db.url(), &["users", "create", "weakling", "--password-stdin"], Some("password1\n"));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("password"));
 
@@ -75,22 +51,10 @@ async fn users_create_and_set_roles_work_on_a_fresh_database(app: TestApp) {
     let out = signet(db.url(), &["users", "create", "generated"], None);
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let generated = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("password: "))
-        .unwrap()
-        .to_owned();
+    let generated = stdout.lines().find_map(|l| l.strip_prefix("password: ")).unwrap().to_owned();
 
-    let out = signet(
-        db.url(),
-        &["users", "set-roles", "generated", "auditor", "user"],
-        None,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = signet(db.url(), &["users", "set-roles", "generated", "auditor", "user"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = signet(db.url(), &["migrate"], None);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("none pending"));
@@ -98,12 +62,7 @@ async fn users_create_and_set_roles_work_on_a_fresh_database(app: TestApp) {
     // The service on that database accepts both accounts.
     let served = TestApp::spawn_on(app.backend, db).await;
     let pair = served.login_ok("root").await;
-    let me: serde_json::Value = served
-        .get("/v1/auth/me", pair["access_token"].as_str())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me: serde_json::Value = served.get("/v1/auth/me", pair["access_token"].as_str()).await.json().await.unwrap();
     assert_eq!(me["roles"], serde_json::json!(["admin", "user"]));
     let res = served.login("generated", &generated).await;
     assert_eq!(res.status(), 200);
@@ -120,11 +79,7 @@ fn unknown_config_keys_and_bad_values_stop_start_up_naming_the_key() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("access_ttl"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("access_ttl"), "{}", String::from_utf8_lossy(&out.stderr));
 
     let file = dir.path().join("signet.toml");
     std::fs::write(&file, "[passwords]\nbcrypt_cost = 2\n").unwrap();
@@ -144,18 +99,11 @@ fn a_wrong_postgres_password_is_reported_at_once() {
     }
     // trust auth accepts any password, so name a role that does not exist.
     let started = std::time::Instant::now();
-    let out = signet(
-        "postgres://no_such_role:secret@127.0.0.1:5432/postgres",
-        &["migrate"],
-        None,
-    );
+    let out = signet("postgres://no_such_role:secret@127.0.0.1:5432/postgres", &["migrate"], None);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no_such_role"), "{stderr}");
-    assert!(
-        !stderr.contains("secret"),
-        "the password is never printed: {stderr}"
-    );
+    assert!(!stderr.contains("secret"), "the password is never printed: {stderr}");
     assert!(started.elapsed().as_secs() < 10);
 }
 
@@ -188,7 +136,8 @@ async fn keys_list_rotate_and_retire(app: TestApp) {
     assert!(rotated.contains("signs from now"), "{rotated}");
     let listed = run(&["keys", "list"]);
     assert_eq!(listed.lines().filter(|l| l.contains(" retired ")).count(), 1, "{listed}");
-    let active_kid = listed.lines().find(|l| l.contains(" active ")).unwrap().split_whitespace().next().unwrap().to_owned();
+    let active_kid =
+        listed.lines().find(|l| l.contains(" active ")).unwrap().split_whitespace().next().unwrap().to_owned();
 
     let retired = run(&["keys", "retire", &active_kid]);
     assert!(retired.contains("revoked"), "{retired}");

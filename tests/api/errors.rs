@@ -11,40 +11,18 @@ backend_tests!(
     health_and_readiness,
 );
 
-async fn raw_post(
-    app: &TestApp,
-    path: &str,
-    content_type: &str,
-    body: impl Into<reqwest::Body>,
-) -> reqwest::Response {
-    app.client
-        .post(app.url(path))
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .unwrap()
+async fn raw_post(app: &TestApp, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+    app.client.post(app.url(path)).header("content-type", content_type).body(body).send().await.unwrap()
 }
 
 async fn malformed_bodies_are_400(app: TestApp) {
-    for body in [
-        "{",
-        "[]",
-        "null",
-        "{\"username\": 1, \"password\": \"x\"}",
-        "{\"username\": \"a\"}",
-    ] {
+    for body in ["{", "[]", "null", "{\"username\": 1, \"password\": \"x\"}", "{\"username\": \"a\"}"] {
         let res = raw_post(&app, "/v1/auth/login", "application/json", body).await;
         assert_problem(res, 400, "malformed_request").await;
     }
     // A password of the wrong type is not echoed back.
-    let res = raw_post(
-        &app,
-        "/v1/auth/register",
-        "application/json",
-        "{\"username\":\"abc\",\"password\":987654321}",
-    )
-    .await;
+    let res =
+        raw_post(&app, "/v1/auth/register", "application/json", "{\"username\":\"abc\",\"password\":987654321}").await;
     let body = assert_problem(res, 400, "malformed_request").await;
     assert!(!body.to_string().contains("987654321"), "{body}");
 }
@@ -56,22 +34,14 @@ async fn wrong_content_type_is_415(app: TestApp) {
 }
 
 async fn oversized_body_is_413(app: TestApp) {
-    let body = format!(
-        "{{\"username\":\"abc\",\"password\":\"{}\"}}",
-        "x".repeat(20 * 1024)
-    );
+    let body = format!("{{\"username\":\"abc\",\"password\":\"{}\"}}", "x".repeat(20 * 1024));
     let res = raw_post(&app, "/v1/auth/register", "application/json", body).await;
     assert_problem(res, 413, "payload_too_large").await;
 }
 
 async fn unknown_route_is_404_and_wrong_method_405(app: TestApp) {
     assert_problem(app.get("/v1/nothing-here", None).await, 404, "not_found").await;
-    assert_problem(
-        app.get("/v1/auth/login", None).await,
-        405,
-        "method_not_allowed",
-    )
-    .await;
+    assert_problem(app.get("/v1/auth/login", None).await, 405, "method_not_allowed").await;
 }
 
 async fn health_and_readiness(app: TestApp) {

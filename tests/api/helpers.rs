@@ -66,7 +66,9 @@ pub enum TestDb {
         url: String,
     },
     /// Another app's database (a second instance); dropped by its owner.
-    Shared { url: String },
+    Shared {
+        url: String,
+    },
 }
 
 impl TestDb {
@@ -78,44 +80,29 @@ impl TestDb {
                 TestDb::Sqlite { _dir: dir, url }
             }
             Backend::Postgres => {
-                let admin_url =
-                    std::env::var("SIGNET_TEST_POSTGRES_URL").expect("SIGNET_TEST_POSTGRES_URL");
+                let admin_url = std::env::var("SIGNET_TEST_POSTGRES_URL").expect("SIGNET_TEST_POSTGRES_URL");
                 let name = format!("signet_test_{}", uuid::Uuid::new_v4().simple());
                 let mut conn = PgConnection::establish(&admin_url).expect("PostgreSQL reachable");
-                diesel::sql_query(format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .expect("create database");
-                let (base, _) = admin_url
-                    .rsplit_once('/')
-                    .expect("URL with a database name");
+                diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).expect("create database");
+                let (base, _) = admin_url.rsplit_once('/').expect("URL with a database name");
                 let url = format!("{base}/{name}");
-                TestDb::Postgres {
-                    admin_url,
-                    name,
-                    url,
-                }
+                TestDb::Postgres { admin_url, name, url }
             }
         }
     }
 
     pub fn url(&self) -> &str {
         match self {
-            TestDb::Sqlite { url, .. } | TestDb::Postgres { url, .. } | TestDb::Shared { url } => {
-                url
-            }
+            TestDb::Sqlite { url, .. } | TestDb::Postgres { url, .. } | TestDb::Shared { url } => url,
         }
     }
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let TestDb::Postgres {
-            admin_url, name, ..
-        } = self
-        {
+        if let TestDb::Postgres { admin_url, name, .. } = self {
             if let Ok(mut conn) = PgConnection::establish(admin_url) {
-                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn);
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn);
             }
         }
     }
@@ -150,34 +137,16 @@ impl TestApp {
         Self::start(backend, db, Arc::new(ManualClock::new()), "").await
     }
 
-    async fn start(
-        backend: Backend,
-        db: TestDb,
-        clock: Arc<ManualClock>,
-        extra_toml: &str,
-    ) -> TestApp {
+    async fn start(backend: Backend, db: TestDb, clock: Arc<ManualClock>, extra_toml: &str) -> TestApp {
+        capture_logs();
         let settings = test_settings(db.url(), extra_toml);
-        let app = Application::build(settings.clone(), clock.clone())
-            .await
-            .expect("app builds");
+        let app = Application::build(settings.clone(), clock.clone()).await.expect("app builds");
         let address = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
         let keys = app.keys();
         tokio::spawn(app.run_until_stopped());
-        let client = Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client");
-        TestApp {
-            address,
-            client,
-            clock,
-            settings,
-            backend,
-            handle,
-            keys,
-            db,
-        }
+        let client = Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        TestApp { address, client, clock, settings, backend, handle, keys, db }
     }
 
     /// Stops the server and starts a new one on the same database and clock.
@@ -187,13 +156,7 @@ impl TestApp {
 
     /// Restarts with other settings layered over the test defaults.
     pub async fn restart_with(self, extra_toml: &str) -> TestApp {
-        let TestApp {
-            handle,
-            db,
-            clock,
-            backend,
-            ..
-        } = self;
+        let TestApp { handle, db, clock, backend, .. } = self;
         handle.stop(true).await;
         Self::start(backend, db, clock, extra_toml).await
     }
@@ -203,12 +166,7 @@ impl TestApp {
     pub async fn restart_failing(self, extra_toml: &str) -> String {
         let TestApp { handle, db, .. } = self;
         handle.stop(true).await;
-        match Application::build(
-            test_settings(db.url(), extra_toml),
-            Arc::new(ManualClock::new()),
-        )
-        .await
-        {
+        match Application::build(test_settings(db.url(), extra_toml), Arc::new(ManualClock::new())).await {
             Ok(_) => panic!("start-up should have failed"),
             Err(err) => format!("{err:#}"),
         }
@@ -216,19 +174,14 @@ impl TestApp {
 
     /// A second instance on the same database and clock (a cluster of two).
     pub async fn spawn_peer(&self, extra_toml: &str) -> TestApp {
-        let db = TestDb::Shared {
-            url: self.db.url().to_owned(),
-        };
+        let db = TestDb::Shared { url: self.db.url().to_owned() };
         Self::start(self.backend, db, self.clock.clone(), extra_toml).await
     }
 
     /// One rotation step and reload, now (the background one waits an hour in tests).
     pub async fn tick(&self) {
         let keys = self.keys.clone();
-        tokio::task::spawn_blocking(move || keys.tick())
-            .await
-            .unwrap()
-            .expect("key tick");
+        tokio::task::spawn_blocking(move || keys.tick()).await.unwrap().expect("key tick");
     }
 
     /// A direct pool on the test's database, for checks the API cannot make.
@@ -245,12 +198,7 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.client
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .expect("request")
+        self.client.post(self.url(path)).json(body).send().await.expect("request")
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
@@ -262,11 +210,7 @@ impl TestApp {
     }
 
     pub async fn register(&self, username: &str, password: &str) -> Response {
-        self.post_json(
-            "/v1/auth/register",
-            &json!({"username": username, "password": password}),
-        )
-        .await
+        self.post_json("/v1/auth/register", &json!({"username": username, "password": password})).await
     }
 
     /// Registers `username` with [`PASSWORD`] and returns the user object.
@@ -277,11 +221,7 @@ impl TestApp {
     }
 
     pub async fn login(&self, username: &str, password: &str) -> Response {
-        self.post_json(
-            "/v1/auth/login",
-            &json!({"username": username, "password": password}),
-        )
-        .await
+        self.post_json("/v1/auth/login", &json!({"username": username, "password": password})).await
     }
 
     /// Logs in with [`PASSWORD`] and returns the token pair.
@@ -292,8 +232,7 @@ impl TestApp {
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Response {
-        self.post_json("/v1/auth/refresh", &json!({"refresh_token": refresh_token}))
-            .await
+        self.post_json("/v1/auth/refresh", &json!({"refresh_token": refresh_token})).await
     }
 
     /// A user with roles `user` and `admin`, logged in: returns its access token.
@@ -301,17 +240,13 @@ impl TestApp {
         let user = self.register_ok(username).await;
         let id = user["id"].as_str().expect("id").to_owned();
         self.set_roles_directly(&id, &["admin", "user"]);
-        self.login_ok(username).await["access_token"]
-            .as_str()
-            .expect("token")
-            .to_owned()
+        self.login_ok(username).await["access_token"].as_str().expect("token").to_owned()
     }
 
     pub fn set_roles_directly(&self, user_id: &str, roles: &[&str]) {
         let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
         let mut conn = self.conn();
-        signet::accounts::model::set_roles(&mut conn, user_id, &roles, self.clock_now())
-            .expect("set roles");
+        signet::accounts::model::set_roles(&mut conn, user_id, &roles, self.clock_now()).expect("set roles");
     }
 
     pub fn clock_now(&self) -> chrono::NaiveDateTime {
@@ -325,7 +260,8 @@ pub fn test_settings(db_url: &str, extra_toml: &str) -> Settings {
         "[server]\nbind = \"127.0.0.1:0\"\nworkers = 1\n\
          [database]\nurl = \"{db_url}\"\npool_size = 4\n\
          [passwords]\nbcrypt_cost = 4\n\
-         [keys]\nmaster_key = \"{TEST_MASTER_KEY}\"\nreload_secs = 3600\n"
+         [keys]\nmaster_key = \"{TEST_MASTER_KEY}\"\nreload_secs = 3600\n\
+         [throttle]\nper_ip_burst = 1000\n"
     );
     let merged = merge_toml(&base, extra_toml);
     Settings::from_toml(&merged).expect("test settings")
@@ -347,11 +283,7 @@ mod toml_edit_free {
     pub fn parse(text: &str) -> Doc {
         let mut doc = BTreeMap::new();
         let mut section = String::new();
-        for line in text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        {
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
             if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
                 section = name.to_owned();
             } else if let Some((key, value)) = line.split_once('=') {
@@ -384,12 +316,42 @@ mod toml_edit_free {
 }
 
 /// Asserts a problem document with `status` and `code`; returns its body.
+/// Every log record of this test process (all tests), from the first spawn on.
+pub fn captured_logs() -> String {
+    LOG.lock().unwrap().clone()
+}
+
+static LOG: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+struct CaptureLogger;
+
+impl log::Log for CaptureLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Debug
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            let line = format!("{} {} {}\n", record.level(), record.target(), record.args());
+            LOG.lock().unwrap().push_str(&line);
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+fn capture_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if log::set_logger(&CaptureLogger).is_ok() {
+            log::set_max_level(log::LevelFilter::Debug);
+        }
+    });
+}
+
 pub async fn assert_problem(res: Response, status: u16, code: &str) -> Value {
     assert_eq!(res.status().as_u16(), status, "status for {code}");
-    let content_type = res
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap_or("").to_owned());
+    let content_type = res.headers().get("content-type").map(|v| v.to_str().unwrap_or("").to_owned());
     assert_eq!(content_type.as_deref(), Some("application/problem+json"));
     let body: Value = res.json().await.expect("problem json");
     assert_eq!(body["code"], code, "{body}");
@@ -399,10 +361,7 @@ pub async fn assert_problem(res: Response, status: u16, code: &str) -> Value {
 }
 
 pub fn www_authenticate(res: &Response) -> String {
-    res.headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap_or("").to_owned())
-        .unwrap_or_default()
+    res.headers().get("www-authenticate").map(|v| v.to_str().unwrap_or("").to_owned()).unwrap_or_default()
 }
 
 #[allow(dead_code)]

@@ -1,7 +1,4 @@
-#![expect(
-    clippy::unwrap_used,
-    reason = "a test should fail loudly at the first surprise"
-)]
+#![expect(clippy::unwrap_used, reason = "a test should fail loudly at the first surprise")]
 
 //! The one integration-test binary (one link step for all API tests).
 //! Each test spawns the real service on port 0 with its own database, on
@@ -9,6 +6,7 @@
 
 mod helpers;
 
+mod abuse;
 mod accounts;
 mod admin;
 mod bearer;

@@ -9,11 +9,7 @@ use crate::helpers::{assert_problem, Backend, TestApp, TestDb};
 backend_tests!(cors_answers_listed_origins_only);
 
 async fn cors_answers_listed_origins_only(app: TestApp) {
-    let app = TestApp::spawn_with(
-        app.backend,
-        "[cors]\nallowed_origins = [\"https://app.example\"]",
-    )
-    .await;
+    let app = TestApp::spawn_with(app.backend, "[cors]\nallowed_origins = [\"https://app.example\"]").await;
     let preflight = |origin: &'static str| {
         app.client
             .request(reqwest::Method::OPTIONS, app.url("/v1/auth/login"))
@@ -24,10 +20,7 @@ async fn cors_answers_listed_origins_only(app: TestApp) {
     };
     let res = preflight("https://app.example").await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(
-        res.headers()["access-control-allow-origin"],
-        "https://app.example"
-    );
+    assert_eq!(res.headers()["access-control-allow-origin"], "https://app.example");
     assert_eq!(res.headers()["access-control-allow-credentials"], "true");
     assert!(res.headers().contains_key("access-control-max-age"));
 
@@ -45,40 +38,23 @@ async fn database_outage_is_503_and_the_service_recovers() {
     }
     let app = TestApp::spawn_with(Backend::Postgres, "[database]\nconnect_timeout_secs = 1").await;
     app.register_ok("steady").await;
-    let TestDb::Postgres {
-        admin_url, name, ..
-    } = &app.db
-    else {
-        unreachable!()
-    };
+    let TestDb::Postgres { admin_url, name, .. } = &app.db else { unreachable!() };
     let mut admin = PgConnection::establish(admin_url).unwrap();
     let sql = |conn: &mut PgConnection, q: String| diesel::sql_query(q).execute(conn).unwrap();
 
-    sql(
-        &mut admin,
-        format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"),
-    );
-    sql(
-        &mut admin,
-        format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"),
-    );
+    sql(&mut admin, format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"));
+    sql(&mut admin, format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"));
     let res = app.get("/readyz", None).await;
     assert!(res.headers().contains_key("retry-after"));
     assert_problem(res, 503, "unavailable").await;
     let res = app.login("steady", crate::helpers::PASSWORD).await;
     assert!(res.headers().contains_key("retry-after"));
     let body = assert_problem(res, 503, "unavailable").await;
-    assert!(
-        !body.to_string().to_lowercase().contains("database \""),
-        "no database text: {body}"
-    );
+    assert!(!body.to_string().to_lowercase().contains("database \""), "no database text: {body}");
     // Stateless authentication does not need the database.
     assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
 
-    sql(
-        &mut admin,
-        format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"),
-    );
+    sql(&mut admin, format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"));
     assert_eq!(app.get("/readyz", None).await.status(), StatusCode::OK);
     app.login_ok("steady").await;
 }

@@ -35,16 +35,8 @@ fn alg_of(token: &str) -> jsonwebtoken::Algorithm {
 }
 
 async fn jwks_kids(app: &TestApp) -> Vec<String> {
-    let jwks: JwkSet = app
-        .get("/.well-known/jwks.json", None)
-        .await
-        .json()
-        .await
-        .unwrap();
-    jwks.keys
-        .iter()
-        .map(|k| k.common.key_id.clone().unwrap())
-        .collect()
+    let jwks: JwkSet = app.get("/.well-known/jwks.json", None).await.json().await.unwrap();
+    jwks.keys.iter().map(|k| k.common.key_id.clone().unwrap()).collect()
 }
 
 fn access(pair: &Value) -> String {
@@ -68,11 +60,10 @@ async fn a_whole_rotation(app: TestApp) {
     app.register_ok("alice").await;
     let first = app.login_ok("alice").await;
     let old_kid = kid_of(&access(&first));
-    assert_eq!(jwks_kids(&app).await, [old_kid.clone()]);
+    assert_eq!(jwks_kids(&app).await, std::slice::from_ref(&old_kid));
 
     // Just before the key's time is up, the successor is published but does not sign.
-    app.clock
-        .advance(s.rotation - s.prepublish + TimeDelta::seconds(1));
+    app.clock.advance(s.rotation - s.prepublish + TimeDelta::seconds(1));
     app.tick().await;
     let kids = jwks_kids(&app).await;
     assert_eq!(kids.len(), 2, "{kids:?}");
@@ -88,17 +79,13 @@ async fn a_whole_rotation(app: TestApp) {
     assert_eq!(kid_of(&access(&after_switch)), new_kid);
     app.tick().await;
     // Tokens of the old key still verify, and the old key is still published.
-    assert_eq!(
-        me_status(&app, &access(&before_switch)).await,
-        StatusCode::OK
-    );
+    assert_eq!(me_status(&app, &access(&before_switch)).await, StatusCode::OK);
     assert!(jwks_kids(&app).await.contains(&old_kid));
 
     // Once its last access token has expired (plus leeway and JWKS max-age) it leaves the JWKS...
-    app.clock
-        .advance(s.publish_after_retire + TimeDelta::seconds(1));
+    app.clock.advance(s.publish_after_retire + TimeDelta::seconds(1));
     app.tick().await;
-    assert_eq!(jwks_kids(&app).await, [new_kid.clone()]);
+    assert_eq!(jwks_kids(&app).await, std::slice::from_ref(&new_kid));
     // ...but its refresh tokens still refresh, into tokens of the new key.
     let res = app.refresh(&refresh(&before_switch)).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -109,11 +96,7 @@ async fn a_whole_rotation(app: TestApp) {
     app.clock.advance(s.verify_after_retire);
     app.tick().await;
     let mut conn = app.conn();
-    let kids: Vec<String> = keys_model::all(&mut conn)
-        .unwrap()
-        .into_iter()
-        .map(|k| k.kid)
-        .collect();
+    let kids: Vec<String> = keys_model::all(&mut conn).unwrap().into_iter().map(|k| k.kid).collect();
     assert!(!kids.contains(&old_kid), "{kids:?}");
 }
 
@@ -124,26 +107,15 @@ async fn retire_makes_its_tokens_fail_at_once(app: TestApp) {
     {
         let mut conn = app.conn();
         let master = MasterKey::from_bytes(&base64_decode(TEST_MASTER_KEY)).unwrap();
-        let events = signet::keys::commands::retire(
-            &mut conn,
-            &master,
-            &schedule(&app),
-            &kid,
-            app.clock_now(),
-        )
-        .unwrap();
+        let events =
+            signet::keys::commands::retire(&mut conn, &master, &schedule(&app), &kid, app.clock_now()).unwrap();
         assert!(events.iter().any(|e| e.contains("generated")), "{events:?}");
     }
     app.tick().await;
     assert!(!jwks_kids(&app).await.contains(&kid));
     let res = app.get("/v1/auth/me", Some(&access(&pair))).await;
     assert_problem(res, 401, "invalid_token").await;
-    assert_problem(
-        app.refresh(&refresh(&pair)).await,
-        401,
-        "invalid_refresh_token",
-    )
-    .await;
+    assert_problem(app.refresh(&refresh(&pair)).await, 401, "invalid_refresh_token").await;
     // A replacement signs at once.
     let fresh = app.login_ok("bob").await;
     assert_ne!(kid_of(&access(&fresh)), kid);
@@ -152,9 +124,7 @@ async fn retire_makes_its_tokens_fail_at_once(app: TestApp) {
 
 fn base64_decode(text: &str) -> Vec<u8> {
     use base64::Engine;
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .unwrap()
+    base64::engine::general_purpose::STANDARD.decode(text).unwrap()
 }
 
 async fn private_keys_are_encrypted_at_rest(app: TestApp) {
@@ -181,47 +151,24 @@ async fn private_keys_are_encrypted_at_rest(app: TestApp) {
 }
 
 async fn eddsa_and_rs256_tokens_verify_against_the_jwks(app: TestApp) {
-    for (algorithm, expected) in [
-        ("EdDSA", jsonwebtoken::Algorithm::EdDSA),
-        ("RS256", jsonwebtoken::Algorithm::RS256),
-    ] {
-        let app = TestApp::spawn_with(
-            app.backend,
-            &format!("[tokens]\nalgorithm = \"{algorithm}\""),
-        )
-        .await;
+    for (algorithm, expected) in [("EdDSA", jsonwebtoken::Algorithm::EdDSA), ("RS256", jsonwebtoken::Algorithm::RS256)]
+    {
+        let app = TestApp::spawn_with(app.backend, &format!("[tokens]\nalgorithm = \"{algorithm}\"")).await;
         app.register_ok("carol").await;
         let pair = app.login_ok("carol").await;
         assert_eq!(alg_of(&access(&pair)), expected);
-        let jwks: JwkSet = app
-            .get("/.well-known/jwks.json", None)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let jwks: JwkSet = app.get("/.well-known/jwks.json", None).await.json().await.unwrap();
         let (keys, skipped) = KeySet::from_jwks(&jwks);
         assert!(skipped.is_empty());
         let verifier = Verifier::new(
             keys,
-            Rules {
-                issuer: "http://127.0.0.1:8080".into(),
-                audience: "signet".into(),
-                leeway_secs: 30,
-            },
+            Rules { issuer: "http://127.0.0.1:8080".into(), audience: "signet".into(), leeway_secs: 30 },
         );
         verifier.verify(&access(&pair)).unwrap();
         let refreshed = app.refresh(&refresh(&pair)).await;
         assert_eq!(refreshed.status(), StatusCode::OK);
-        let discovery: Value = app
-            .get("/.well-known/openid-configuration", None)
-            .await
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(
-            discovery["id_token_signing_alg_values_supported"],
-            serde_json::json!([algorithm])
-        );
+        let discovery: Value = app.get("/.well-known/openid-configuration", None).await.json().await.unwrap();
+        assert_eq!(discovery["id_token_signing_alg_values_supported"], serde_json::json!([algorithm]));
     }
 }
 
@@ -231,37 +178,24 @@ async fn changing_the_algorithm_rotates_on_schedule(app: TestApp) {
     assert_eq!(alg_of(&access(&es)), jsonwebtoken::Algorithm::ES256);
     let app = app.restart_with("[tokens]\nalgorithm = \"EdDSA\"").await;
     assert_eq!(jwks_kids(&app).await.len(), 2, "EdDSA key pre-published");
-    app.clock
-        .advance(schedule(&app).prepublish - TimeDelta::seconds(5));
+    app.clock.advance(schedule(&app).prepublish - TimeDelta::seconds(5));
     let es = app.login_ok("dave").await;
     assert_eq!(alg_of(&access(&es)), jsonwebtoken::Algorithm::ES256);
     app.clock.advance(TimeDelta::seconds(5));
-    assert_eq!(
-        alg_of(&access(&app.login_ok("dave").await)),
-        jsonwebtoken::Algorithm::EdDSA
-    );
-    assert_eq!(
-        me_status(&app, &access(&es)).await,
-        StatusCode::OK,
-        "ES256 tokens still verify"
-    );
+    assert_eq!(alg_of(&access(&app.login_ok("dave").await)), jsonwebtoken::Algorithm::EdDSA);
+    assert_eq!(me_status(&app, &access(&es)).await, StatusCode::OK, "ES256 tokens still verify");
 }
 
 async fn a_wrong_master_key_stops_start_up(app: TestApp) {
     let other = "b3RoZXItbWFzdGVyLWtleS0zMi1ieXRlcy1sb25nISE=";
-    let err = app
-        .restart_failing(&format!("[keys]\nmaster_key = \"{other}\""))
-        .await;
+    let err = app.restart_failing(&format!("[keys]\nmaster_key = \"{other}\"")).await;
     assert!(err.contains("wrong master key"), "{err}");
 }
 
 async fn a_missing_master_key_is_generated_only_for_a_fresh_database(app: TestApp) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("master.key");
-    let settings = format!(
-        "[keys]\nmaster_key = \"\"\nmaster_key_file = \"{}\"",
-        file.display()
-    );
+    let settings = format!("[keys]\nmaster_key = \"\"\nmaster_key_file = \"{}\"", file.display());
     let app = TestApp::spawn_with(app.backend, &settings).await;
     #[cfg(unix)]
     {
@@ -271,11 +205,7 @@ async fn a_missing_master_key_is_generated_only_for_a_fresh_database(app: TestAp
     }
     let key = std::fs::read_to_string(&file).unwrap();
     let app = app.restart_with(&settings).await;
-    assert_eq!(
-        std::fs::read_to_string(&file).unwrap(),
-        key,
-        "reused, not regenerated"
-    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), key, "reused, not regenerated");
     // The key file gone, the database keys stay unreadable: start-up refuses
     // to invent a new master key.
     std::fs::remove_file(&file).unwrap();
@@ -287,13 +217,7 @@ async fn a_missing_master_key_is_generated_only_for_a_fresh_database(app: TestAp
 async fn jwks_has_an_etag(app: TestApp) {
     let res = app.get("/.well-known/jwks.json", None).await;
     let etag = res.headers()["etag"].to_str().unwrap().to_owned();
-    let res = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
+    let res = app.client.get(app.url("/.well-known/jwks.json")).header("if-none-match", &etag).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
     // A new key changes it.
     let mut conn = app.conn();
@@ -307,13 +231,7 @@ async fn jwks_has_an_etag(app: TestApp) {
     )
     .unwrap();
     app.tick().await;
-    let res = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
+    let res = app.client.get(app.url("/.well-known/jwks.json")).header("if-none-match", &etag).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 }
 
@@ -337,38 +255,14 @@ async fn two_instances_agree_at_every_moment_of_a_rotation(app: TestApp) {
         // Both instances take their step at the same moment.
         join(app.tick(), peer.tick()).await;
         let mut conn = app.conn();
-        let active = keys_model::all(&mut conn)
-            .unwrap()
-            .into_iter()
-            .filter(|k| k.state == STATE_ACTIVE)
-            .count();
+        let active = keys_model::all(&mut conn).unwrap().into_iter().filter(|k| k.state == STATE_ACTIVE).count();
         assert_eq!(active, 1, "step {step}: exactly one active key");
         let from_app = app.login_ok("erin").await;
         let from_peer = peer.login_ok("erin").await;
-        assert_eq!(
-            kid_of(&access(&from_app)),
-            kid_of(&access(&from_peer)),
-            "step {step}: same signing key"
-        );
-        assert_eq!(
-            me_status(&peer, &access(&from_app)).await,
-            StatusCode::OK,
-            "step {step}"
-        );
-        assert_eq!(
-            me_status(&app, &access(&from_peer)).await,
-            StatusCode::OK,
-            "step {step}"
-        );
-        assert_eq!(
-            peer.refresh(&refresh(&from_app)).await.status(),
-            StatusCode::OK,
-            "step {step}"
-        );
-        assert_eq!(
-            app.refresh(&refresh(&from_peer)).await.status(),
-            StatusCode::OK,
-            "step {step}"
-        );
+        assert_eq!(kid_of(&access(&from_app)), kid_of(&access(&from_peer)), "step {step}: same signing key");
+        assert_eq!(me_status(&peer, &access(&from_app)).await, StatusCode::OK, "step {step}");
+        assert_eq!(me_status(&app, &access(&from_peer)).await, StatusCode::OK, "step {step}");
+        assert_eq!(peer.refresh(&refresh(&from_app)).await.status(), StatusCode::OK, "step {step}");
+        assert_eq!(app.refresh(&refresh(&from_peer)).await.status(), StatusCode::OK, "step {step}");
     }
 }

@@ -38,10 +38,7 @@ fn shape(backend: Backend) -> (Shape, TestDb) {
     let columns: Vec<Column> = diesel::sql_query(query).load(&mut conn).expect("columns");
     let mut shape = Shape::new();
     for c in columns {
-        shape
-            .entry(c.table_name)
-            .or_default()
-            .insert(c.column_name, c.nullable);
+        shape.entry(c.table_name).or_default().insert(c.column_name, c.nullable);
     }
     (shape, db)
 }
@@ -51,7 +48,7 @@ fn both_migration_trees_produce_the_same_tables_and_columns() {
     let (sqlite, _db) = shape(Backend::Sqlite);
     assert_eq!(
         sqlite.keys().collect::<Vec<_>>(),
-        ["refresh_tokens", "sessions", "signing_keys", "users"]
+        ["login_throttle", "refresh_tokens", "sessions", "signing_keys", "users"]
     );
     if !postgres_configured() {
         eprintln!("SIGNET_TEST_POSTGRES_URL not set: compared the SQLite tree only");

@@ -25,12 +25,7 @@ backend_tests!(
 fn claims(token: &str) -> Value {
     use base64::Engine;
     let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
 fn refresh_of(pair: &Value) -> String {
@@ -63,24 +58,9 @@ async fn refresh_rotates_and_reuse_revokes_the_session(app: TestApp) {
     let third = refresh_ok(&app, &refresh_of(&second)).await;
 
     // The first token comes back: the whole session dies.
-    assert_problem(
-        app.refresh(&refresh_of(&first)).await,
-        401,
-        "refresh_token_reused",
-    )
-    .await;
-    assert_problem(
-        app.refresh(&refresh_of(&third)).await,
-        401,
-        "invalid_refresh_token",
-    )
-    .await;
-    assert_problem(
-        app.refresh(&refresh_of(&first)).await,
-        401,
-        "invalid_refresh_token",
-    )
-    .await;
+    assert_problem(app.refresh(&refresh_of(&first)).await, 401, "refresh_token_reused").await;
+    assert_problem(app.refresh(&refresh_of(&third)).await, 401, "invalid_refresh_token").await;
+    assert_problem(app.refresh(&refresh_of(&first)).await, 401, "invalid_refresh_token").await;
     // Another login is unaffected.
     let other = app.login_ok("alice").await;
     refresh_ok(&app, &refresh_of(&other)).await;
@@ -91,30 +71,18 @@ async fn sixteen_concurrent_refreshes_have_one_winner(app: TestApp) {
     let token = refresh_of(&pair);
     let responses = join_all((0..16).map(|_| app.refresh(&token))).await;
     let statuses: Vec<u16> = responses.iter().map(|r| r.status().as_u16()).collect();
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 401).count(),
-        15,
-        "{statuses:?}"
-    );
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 15, "{statuses:?}");
 }
 
 async fn grace_returns_the_same_successor_then_revokes_after_it(app: TestApp) {
-    let app_with_grace =
-        TestApp::spawn_with(app.backend, "[tokens]\nrefresh_reuse_grace_secs = 10").await;
+    let app_with_grace = TestApp::spawn_with(app.backend, "[tokens]\nrefresh_reuse_grace_secs = 10").await;
     let app = app_with_grace;
     let first = logged_in(&app, "tabs").await;
     let winner = refresh_ok(&app, &refresh_of(&first)).await;
     app.clock.advance(TimeDelta::seconds(3));
     let second_tab = refresh_ok(&app, &refresh_of(&first)).await;
-    let (w, s) = (
-        claims(&refresh_of(&winner)),
-        claims(&refresh_of(&second_tab)),
-    );
+    let (w, s) = (claims(&refresh_of(&winner)), claims(&refresh_of(&second_tab)));
     for claim in ["jti", "sid", "exp", "iat"] {
         assert_eq!(w[claim], s[claim], "{claim}");
     }
@@ -123,18 +91,8 @@ async fn grace_returns_the_same_successor_then_revokes_after_it(app: TestApp) {
 
     // Outside the window the old token is reuse again.
     app.clock.advance(TimeDelta::seconds(10));
-    assert_problem(
-        app.refresh(&refresh_of(&first)).await,
-        401,
-        "refresh_token_reused",
-    )
-    .await;
-    assert_problem(
-        app.refresh(&refresh_of(&next)).await,
-        401,
-        "invalid_refresh_token",
-    )
-    .await;
+    assert_problem(app.refresh(&refresh_of(&first)).await, 401, "refresh_token_reused").await;
+    assert_problem(app.refresh(&refresh_of(&next)).await, 401, "invalid_refresh_token").await;
 
     // With the grace window, a 16-way race puts every tab on the same successor.
     let pair = app.login_ok("tabs").await;
@@ -151,11 +109,7 @@ async fn grace_returns_the_same_successor_then_revokes_after_it(app: TestApp) {
 }
 
 async fn absolute_lifetime_cuts_a_rotating_session(app: TestApp) {
-    let app = TestApp::spawn_with(
-        app.backend,
-        "[tokens]\nsession_max_secs = 100\nrefresh_ttl_secs = 60",
-    )
-    .await;
+    let app = TestApp::spawn_with(app.backend, "[tokens]\nsession_max_secs = 100\nrefresh_ttl_secs = 60").await;
     let pair = logged_in(&app, "marathon").await;
     assert_eq!(pair["refresh_expires_in"], 60);
     app.clock.advance(TimeDelta::seconds(50));
@@ -168,24 +122,14 @@ async fn absolute_lifetime_cuts_a_rotating_session(app: TestApp) {
     let pair = refresh_ok(&app, &refresh_of(&pair)).await;
     assert_eq!(pair["refresh_expires_in"], 5);
     app.clock.advance(TimeDelta::seconds(6));
-    assert_problem(
-        app.refresh(&refresh_of(&pair)).await,
-        401,
-        "invalid_refresh_token",
-    )
-    .await;
+    assert_problem(app.refresh(&refresh_of(&pair)).await, 401, "invalid_refresh_token").await;
 }
 
 async fn idle_refresh_token_expires(app: TestApp) {
     let app = TestApp::spawn_with(app.backend, "[tokens]\nrefresh_ttl_secs = 60").await;
     let pair = logged_in(&app, "sleepy").await;
     app.clock.advance(TimeDelta::seconds(61));
-    assert_problem(
-        app.refresh(&refresh_of(&pair)).await,
-        401,
-        "invalid_refresh_token",
-    )
-    .await;
+    assert_problem(app.refresh(&refresh_of(&pair)).await, 401, "invalid_refresh_token").await;
 }
 
 async fn roles_granted_by_an_admin_appear_at_the_next_refresh(app: TestApp) {
@@ -195,10 +139,7 @@ async fn roles_granted_by_an_admin_appear_at_the_next_refresh(app: TestApp) {
     assert_eq!(claims(&access_of(&pair))["roles"], json!(["user"]));
     let res = app
         .client
-        .put(app.url(&format!(
-            "/v1/admin/users/{}/roles",
-            user["id"].as_str().unwrap()
-        )))
+        .put(app.url(&format!("/v1/admin/users/{}/roles", user["id"].as_str().unwrap())))
         .bearer_auth(&admin)
         .json(&json!({"roles": ["user", "editor"]}))
         .send()
@@ -206,49 +147,29 @@ async fn roles_granted_by_an_admin_appear_at_the_next_refresh(app: TestApp) {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let pair = refresh_ok(&app, &refresh_of(&pair)).await;
-    assert_eq!(
-        claims(&access_of(&pair))["roles"],
-        json!(["editor", "user"])
-    );
+    assert_eq!(claims(&access_of(&pair))["roles"], json!(["editor", "user"]));
 }
 
 async fn refresh_accepts_no_access_token_and_no_garbage(app: TestApp) {
     let pair = logged_in(&app, "mixup").await;
-    assert_problem(
-        app.refresh(&access_of(&pair)).await,
-        401,
-        "invalid_refresh_token",
-    )
-    .await;
+    assert_problem(app.refresh(&access_of(&pair)).await, 401, "invalid_refresh_token").await;
     assert_problem(app.refresh("garbage").await, 401, "invalid_refresh_token").await;
     let res = app.post_json("/v1/auth/refresh", &json!({})).await;
     assert_problem(res, 400, "malformed_request").await;
 }
 
 async fn logout(app: &TestApp, refresh: &str) -> reqwest::Response {
-    app.post_json("/v1/auth/logout", &json!({ "refresh_token": refresh }))
-        .await
+    app.post_json("/v1/auth/logout", &json!({ "refresh_token": refresh })).await
 }
 
 async fn logout_ends_only_its_session(app: TestApp) {
     let a = logged_in(&app, "leaver").await;
     let b = app.login_ok("leaver").await;
-    assert_eq!(
-        logout(&app, &refresh_of(&a)).await.status(),
-        StatusCode::NO_CONTENT
-    );
-    assert_problem(
-        app.refresh(&refresh_of(&a)).await,
-        401,
-        "invalid_refresh_token",
-    )
-    .await;
+    assert_eq!(logout(&app, &refresh_of(&a)).await.status(), StatusCode::NO_CONTENT);
+    assert_problem(app.refresh(&refresh_of(&a)).await, 401, "invalid_refresh_token").await;
     refresh_ok(&app, &refresh_of(&b)).await;
     // Idempotent; garbage is refused.
-    assert_eq!(
-        logout(&app, &refresh_of(&a)).await.status(),
-        StatusCode::NO_CONTENT
-    );
+    assert_eq!(logout(&app, &refresh_of(&a)).await.status(), StatusCode::NO_CONTENT);
     assert_problem(logout(&app, "garbage").await, 401, "invalid_refresh_token").await;
 }
 
@@ -256,38 +177,17 @@ async fn logout_all_ends_every_session(app: TestApp) {
     let a = logged_in(&app, "everywhere").await;
     let b = app.login_ok("everywhere").await;
     let other_user = logged_in(&app, "bystander").await;
-    let res = app
-        .client
-        .post(app.url("/v1/auth/logout-all"))
-        .bearer_auth(access_of(&a))
-        .send()
-        .await
-        .unwrap();
+    let res = app.client.post(app.url("/v1/auth/logout-all")).bearer_auth(access_of(&a)).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     for pair in [&a, &b] {
-        assert_problem(
-            app.refresh(&refresh_of(pair)).await,
-            401,
-            "invalid_refresh_token",
-        )
-        .await;
+        assert_problem(app.refresh(&refresh_of(pair)).await, 401, "invalid_refresh_token").await;
     }
     refresh_ok(&app, &refresh_of(&other_user)).await;
-    let res = app
-        .client
-        .post(app.url("/v1/auth/logout-all"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.client.post(app.url("/v1/auth/logout-all")).send().await.unwrap();
     assert_problem(res, 401, "missing_token").await;
 }
 
-async fn change_password(
-    app: &TestApp,
-    access: &str,
-    current: &str,
-    new: &str,
-) -> reqwest::Response {
+async fn change_password(app: &TestApp, access: &str, current: &str, new: &str) -> reqwest::Response {
     app.client
         .post(app.url("/v1/auth/password"))
         .bearer_auth(access)
@@ -307,33 +207,17 @@ async fn password_change_keeps_only_the_callers_session(app: TestApp) {
         "invalid_credentials",
     )
     .await;
-    let body = assert_problem(
-        change_password(&app, &access_of(&mine), PASSWORD, "password1").await,
-        422,
-        "weak_password",
-    )
-    .await;
+    let body =
+        assert_problem(change_password(&app, &access_of(&mine), PASSWORD, "password1").await, 422, "weak_password")
+            .await;
     assert_eq!(body["errors"][0]["field"], "new_password");
 
     let res = change_password(&app, &access_of(&mine), PASSWORD, new_password).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    assert_problem(
-        app.refresh(&refresh_of(&other)).await,
-        401,
-        "invalid_refresh_token",
-    )
-    .await;
+    assert_problem(app.refresh(&refresh_of(&other)).await, 401, "invalid_refresh_token").await;
     refresh_ok(&app, &refresh_of(&mine)).await;
-    assert_problem(
-        app.login("changer", PASSWORD).await,
-        401,
-        "invalid_credentials",
-    )
-    .await;
-    assert_eq!(
-        app.login("changer", new_password).await.status(),
-        StatusCode::OK
-    );
+    assert_problem(app.login("changer", PASSWORD).await, 401, "invalid_credentials").await;
+    assert_eq!(app.login("changer", new_password).await.status(), StatusCode::OK);
 }
 
 async fn sessions_are_listed_and_deleted_by_their_owner(app: TestApp) {
@@ -367,10 +251,7 @@ async fn sessions_are_listed_and_deleted_by_their_owner(app: TestApp) {
     assert_eq!(second_entry["user_agent"], "second-device/1.0");
 
     // Another user's session id is 404, and stays alive.
-    let stranger_sid = claims(&access_of(&stranger))["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let stranger_sid = claims(&access_of(&stranger))["sid"].as_str().unwrap().to_owned();
     let res = app
         .client
         .delete(app.url(&format!("/v1/auth/sessions/{stranger_sid}")))
@@ -383,26 +264,13 @@ async fn sessions_are_listed_and_deleted_by_their_owner(app: TestApp) {
 
     let res = app
         .client
-        .delete(app.url(&format!(
-            "/v1/auth/sessions/{}",
-            second_sid.as_str().unwrap()
-        )))
+        .delete(app.url(&format!("/v1/auth/sessions/{}", second_sid.as_str().unwrap())))
         .bearer_auth(access_of(&first))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    assert_problem(
-        app.refresh(&refresh_of(&second)).await,
-        401,
-        "invalid_refresh_token",
-    )
-    .await;
-    let list: Value = app
-        .get("/v1/auth/sessions", Some(&access_of(&first)))
-        .await
-        .json()
-        .await
-        .unwrap();
+    assert_problem(app.refresh(&refresh_of(&second)).await, 401, "invalid_refresh_token").await;
+    let list: Value = app.get("/v1/auth/sessions", Some(&access_of(&first))).await.json().await.unwrap();
     assert_eq!(list["sessions"].as_array().unwrap().len(), 1);
 }

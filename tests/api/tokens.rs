@@ -13,20 +13,11 @@ backend_tests!(
 fn claims_of(token: &str) -> Value {
     use base64::Engine;
     let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
 async fn jwks(app: &TestApp) -> JwkSet {
-    app.get("/.well-known/jwks.json", None)
-        .await
-        .json()
-        .await
-        .unwrap()
+    app.get("/.well-known/jwks.json", None).await.json().await.unwrap()
 }
 
 async fn access_token_verifies_against_the_jwks_with_the_documented_claims(app: TestApp) {
@@ -46,11 +37,7 @@ async fn access_token_verifies_against_the_jwks_with_the_documented_claims(app: 
     assert!(skipped.is_empty());
     let verifier = Verifier::new(
         keys,
-        Rules {
-            issuer: "http://127.0.0.1:8080".into(),
-            audience: "signet".into(),
-            leeway_secs: 30,
-        },
+        Rules { issuer: "http://127.0.0.1:8080".into(), audience: "signet".into(), leeway_secs: 30 },
     );
     let claims = verifier.verify(access).expect("verifies against the JWKS");
     assert_eq!(claims.sub, user["id"].as_str().unwrap());
@@ -59,28 +46,13 @@ async fn access_token_verifies_against_the_jwks_with_the_documented_claims(app: 
     assert_eq!(claims.preferred_username.as_deref(), Some("alice"));
 
     let raw = claims_of(access);
-    for claim in [
-        "iss",
-        "sub",
-        "aud",
-        "iat",
-        "nbf",
-        "exp",
-        "jti",
-        "client_id",
-        "sid",
-        "roles",
-        "preferred_username",
-    ] {
+    for claim in ["iss", "sub", "aud", "iat", "nbf", "exp", "jti", "client_id", "sid", "roles", "preferred_username"] {
         assert!(raw.get(claim).is_some(), "claim {claim} present");
     }
     for time in ["iat", "nbf", "exp"] {
         assert!(raw[time].is_i64(), "{time} is an integer NumericDate");
     }
-    assert_eq!(
-        raw["exp"].as_i64().unwrap() - raw["iat"].as_i64().unwrap(),
-        900
-    );
+    assert_eq!(raw["exp"].as_i64().unwrap() - raw["iat"].as_i64().unwrap(), 900);
     assert_eq!(raw["aud"], "signet");
     assert_eq!(raw["iss"], "http://127.0.0.1:8080");
     uuid::Uuid::parse_str(raw["sid"].as_str().unwrap()).unwrap();
@@ -103,14 +75,8 @@ async fn refresh_token_has_its_own_type_and_audience(app: TestApp) {
     assert_eq!(claims["aud"], "http://127.0.0.1:8080");
     assert_eq!(claims["iss"], "http://127.0.0.1:8080");
     assert_eq!(claims["sid"], access["sid"]);
-    assert_eq!(
-        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
-        1_209_600
-    );
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 1_209_600);
     for absent in ["roles", "client_id", "nbf"] {
-        assert!(
-            claims.get(absent).is_none(),
-            "{absent} not in a refresh token"
-        );
+        assert!(claims.get(absent).is_none(), "{absent} not in a refresh token");
     }
 }
