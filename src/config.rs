@@ -23,6 +23,27 @@ pub struct Settings {
     pub cors: CorsSettings,
     pub keys: KeySettings,
     pub throttle: ThrottleSettings,
+    pub cookies: CookieSettings,
+    pub demo: DemoSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum CookieSameSite {
+    Strict,
+    Lax,
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CookieSettings {
+    pub same_site: CookieSameSite,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoSettings {
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

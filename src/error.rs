@@ -59,6 +59,8 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    #[error("csrf rejected")]
+    CsrfRejected,
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
     #[error("request headers too large")]
@@ -92,6 +94,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::CsrfRejected => "csrf_rejected",
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::RequestHeaderTooLarge => "request_header_too_large",
             ApiError::Unavailable(_) => "unavailable",
@@ -116,6 +119,11 @@ impl ApiError {
             ApiError::MethodNotAllowed => "This method is not allowed on this resource.".into(),
             ApiError::PayloadTooLarge => "The request body is larger than this server accepts.".into(),
             ApiError::UnsupportedMediaType => "Send the body as application/json.".into(),
+            ApiError::CsrfRejected => {
+                "Requests from this origin are not allowed; a cookie-authenticated request needs an allowed \
+                 Origin and X-Requested-With: signet."
+                    .into()
+            }
             ApiError::TooManyRequests { retry_after_secs } => {
                 format!("Too many attempts; retry in {retry_after_secs} seconds.")
             }
@@ -147,6 +155,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::CsrfRejected => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::RequestHeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -2,6 +2,7 @@
 //! middleware (CORS, security headers, request log), health endpoints.
 
 pub mod client_ip;
+pub mod csrf;
 pub mod rate_limit;
 
 use actix_cors::Cors;
@@ -52,6 +53,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         resource("/.well-known/oauth-authorization-server").route(web::get().to(keys::handlers::authorization_server)),
     )
+    .service(web::redirect("/demo", "/demo/"))
+    .service(resource("/demo/").route(web::get().to(demo_page)))
+    .service(resource("/demo/app.js").route(web::get().to(demo_script)))
     .service(resource("/healthz").route(web::get().to(healthz)))
     .service(resource("/readyz").route(web::get().to(readyz)))
     .service(resource("/openapi.yaml").route(web::get().to(openapi)));
@@ -158,6 +162,63 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
 }
 
+/// The demo SPA (examples/spa), compiled in; served only when `demo.enabled`.
+const DEMO_HTML: &str = include_str!("../../examples/spa/index.html");
+const DEMO_JS: &str = include_str!("../../examples/spa/app.js");
+
+async fn demo_page(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    demo_asset(&state, "text/html; charset=utf-8", DEMO_HTML)
+}
+
+async fn demo_script(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    demo_asset(&state, "text/javascript; charset=utf-8", DEMO_JS)
+}
+
+fn demo_asset(state: &AppState, content_type: &str, body: &'static str) -> Result<HttpResponse, ApiError> {
+    if !state.settings.demo.enabled {
+        return Err(ApiError::NotFound);
+    }
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; script-src 'self'; connect-src *; frame-ancestors 'none'",
+        ))
+        .body(body))
+}
+
+/// A JSON body that may be absent (empty): `None` then. Otherwise the same
+/// rules and problem documents as `web::Json` (415, 413, 400).
+pub async fn optional_json<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Option<T>, ApiError> {
+    use futures_util::StreamExt;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| ApiError::MalformedRequest("The request body could not be read.".into()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if body.is_empty() {
+        return Ok(None);
+    }
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .is_some_and(|essence| essence == "application/json" || essence.ends_with("+json"));
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    serde_json::from_slice(&body).map(Some).map_err(|err| ApiError::MalformedRequest(describe_json_error(&err)))
+}
+
 async fn openapi() -> HttpResponse {
     HttpResponse::Ok().content_type("application/yaml").body(OPENAPI_YAML)
 }
@@ -176,6 +237,7 @@ pub fn app(
 > {
     let (json, payload, query) = extractor_config(&state.settings);
     App::new()
+        .wrap(from_fn(csrf::origin_guard))
         .wrap(from_fn(limit_header_size))
         .wrap(cors(&state.settings))
         .wrap(security_headers())

@@ -6,12 +6,14 @@ use signet_verify::actix::Authenticated;
 use signet_verify::VerifyError;
 
 use super::model::revoke_user_sessions;
+use super::cookie;
 use super::service::{self, ClientInfo};
 use crate::accounts::model as users;
 use crate::accounts::rules::username_key;
 use crate::accounts::throttle;
 use crate::error::{ApiError, FieldError};
 use crate::http::rate_limit::Endpoint;
+use crate::http::{csrf, optional_json};
 use crate::state::{dummy_hash, AppState};
 use crate::tokens::{verify_refresh, RefreshClaims, TokenPair};
 
@@ -32,15 +34,16 @@ pub async fn login(
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let LoginRequest { username, password, token_delivery } = body.into_inner();
-    match token_delivery.as_deref() {
-        None | Some("body") => {}
+    let delivery = match token_delivery.as_deref() {
+        None | Some("body") => Delivery::Body,
+        Some("cookie") => Delivery::Cookie,
         Some(_) => {
             return Err(ApiError::ValidationFailed(vec![FieldError::new(
                 "token_delivery",
-                "only \"body\" is supported by this server",
+                "must be \"body\" or \"cookie\"",
             )]))
         }
-    }
+    };
 
     state.rate_limit(Endpoint::Login, &req)?;
 
@@ -93,35 +96,68 @@ pub async fn login(
             service::start_session(conn, &settings.tokens, &signer, &user, client, now)
         })
         .await?;
-    Ok(token_response(minted.pair))
+    Ok(token_response(minted.pair, delivery, &state))
 }
 
-#[derive(Deserialize)]
+/// Where the refresh token travels: in the JSON body, or only in the
+/// HttpOnly cookie (SPA cookie mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    Body,
+    Cookie,
+}
+
+#[derive(Deserialize, Default)]
 pub struct RefreshRequest {
-    refresh_token: String,
+    #[serde(default)]
+    refresh_token: Option<String>,
 }
 
-/// POST /v1/auth/refresh: rotation.
+/// The refresh token of a refresh or logout: from the body, else from the
+/// cookie, which must then pass the CSRF check.
+async fn presented_refresh_token(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<(String, Delivery), ApiError> {
+    let body: RefreshRequest =
+        optional_json(req, payload, state.settings.server.body_limit_bytes).await?.unwrap_or_default();
+    if let Some(token) = body.refresh_token {
+        return Ok((token, Delivery::Body));
+    }
+    let token = cookie::from_request(req).ok_or(ApiError::InvalidRefreshToken)?;
+    csrf::check(req, &state.settings)?;
+    Ok((token, Delivery::Cookie))
+}
+
+/// POST /v1/auth/refresh: rotation. A cookie-mode refresh sets the rotated cookie.
 pub async fn refresh(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<RefreshRequest>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     state.rate_limit(Endpoint::Refresh, &req)?;
-    let claims = verified_refresh_claims(&state, &body.refresh_token).await?;
+    let (token, delivery) = presented_refresh_token(&state, &req, payload).await?;
+    let claims = verified_refresh_claims(&state, &token).await?;
     let settings = state.settings.clone();
     let now = state.clock.now_db();
     let signer = state.keys.signer(now)?;
     let minted = state.db(move |conn| service::rotate(conn, &settings.tokens, &signer, &claims, now)).await?;
-    Ok(token_response(minted.pair))
+    Ok(token_response(minted.pair, delivery, &state))
 }
 
-/// POST /v1/auth/logout: revokes the session of the refresh token.
-pub async fn logout(state: web::Data<AppState>, body: web::Json<RefreshRequest>) -> Result<HttpResponse, ApiError> {
-    let claims = verified_refresh_claims(&state, &body.refresh_token).await?;
+/// POST /v1/auth/logout: revokes the session of the refresh token, and
+/// clears the refresh cookie.
+pub async fn logout(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (token, _) = presented_refresh_token(&state, &req, payload).await?;
+    let claims = verified_refresh_claims(&state, &token).await?;
     let now = state.clock.now_db();
     state.db(move |conn| service::end_session(conn, &claims, now)).await?;
-    Ok(HttpResponse::NoContent().finish())
+    Ok(HttpResponse::NoContent().cookie(cookie::removal(state.settings.cookies.same_site)).finish())
 }
 
 /// Verifies a refresh token's signature and claims. A `kid` this instance
@@ -139,12 +175,17 @@ async fn verified_refresh_claims(state: &web::Data<AppState>, token: &str) -> Re
     }
 }
 
-/// Token responses must not be cached anywhere (RFC 6749 §5.1).
-fn token_response(pair: TokenPair) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::PRAGMA, "no-cache"))
-        .json(pair)
+/// Token responses must not be cached anywhere (RFC 6749 §5.1). In cookie
+/// mode the refresh token goes only into the cookie, never into the body.
+fn token_response(mut pair: TokenPair, delivery: Delivery, state: &AppState) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    response.insert_header((header::CACHE_CONTROL, "no-store")).insert_header((header::PRAGMA, "no-cache"));
+    if delivery == Delivery::Cookie {
+        if let Some(token) = pair.refresh_token.take() {
+            response.cookie(cookie::refresh_cookie(token, pair.refresh_expires_in, state.settings.cookies.same_site));
+        }
+    }
+    response.json(pair)
 }
 
 fn client_info(state: &AppState, req: &HttpRequest) -> ClientInfo {

@@ -1,6 +1,7 @@
 //! Login sessions and the refresh-token chain: login, refresh rotation with
 //! reuse detection, logout.
 
+pub mod cookie;
 pub mod handlers;
 pub mod model;
 pub mod service;

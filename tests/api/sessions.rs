@@ -154,7 +154,10 @@ async fn refresh_accepts_no_access_token_and_no_garbage(app: TestApp) {
     let pair = logged_in(&app, "mixup").await;
     assert_problem(app.refresh(&access_of(&pair)).await, 401, "invalid_refresh_token").await;
     assert_problem(app.refresh("garbage").await, 401, "invalid_refresh_token").await;
+    // No token in the body (and no cookie): nothing to refresh with.
     let res = app.post_json("/v1/auth/refresh", &json!({})).await;
+    assert_problem(res, 401, "invalid_refresh_token").await;
+    let res = app.post_json("/v1/auth/refresh", &json!({"refresh_token": 5})).await;
     assert_problem(res, 400, "malformed_request").await;
 }
 

@@ -1,0 +1,1 @@
+// demo SPA: see README
