@@ -3,19 +3,15 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 use signet_verify::actix::Authenticated;
-use signet_verify::VerifyError;
 
-use super::model::revoke_user_sessions;
 use super::cookie;
-use super::service::{self, ClientInfo};
-use crate::accounts::model as users;
-use crate::accounts::rules::username_key;
-use crate::accounts::throttle;
+use super::model::revoke_user_sessions;
+use super::{flows, service};
 use crate::error::{ApiError, FieldError};
 use crate::http::rate_limit::Endpoint;
 use crate::http::{csrf, optional_json};
-use crate::state::{dummy_hash, AppState};
-use crate::tokens::{verify_refresh, RefreshClaims, TokenPair};
+use crate::state::AppState;
+use crate::tokens::TokenPair;
 
 #[derive(Deserialize)]
 pub struct LoginRequest {
@@ -45,57 +41,8 @@ pub async fn login(
         }
     };
 
-    state.rate_limit(Endpoint::Login, &req)?;
-
-    // A locked-out name is refused before any password check, whether or not
-    // it exists; the right password does not get through either.
-    let key = username_key(&username);
-    let throttle = state.throttle;
-    let now = state.clock.now_db();
-    let lookup_key = key.clone();
-    let user = state
-        .db(move |conn| {
-            throttle::check(conn, &throttle, &lookup_key, now)?;
-            Ok(users::find_by_username_key(conn, &lookup_key)?)
-        })
-        .await?;
-
-    let hasher = state.hasher;
-    let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let dummy = state.dummy_hash.clone();
-    let (verification, rehash) = state
-        .blocking(move || {
-            let stored = stored.unwrap_or_else(|| dummy_hash(&dummy, hasher).to_owned());
-            let verification = hasher.verify(&password, &stored);
-            // Upgrade old schemes and costs while we hold the plain password.
-            let rehash = verification.needs_rehash.then(|| hasher.hash(&password).ok()).flatten();
-            (verification, rehash.map(|new| (stored, new)))
-        })
-        .await?;
-    let user = match user {
-        Some(user) if verification.matches => user,
-        _ => {
-            // Same work for an unknown name as for a wrong password.
-            state.db(move |conn| throttle::record_failure(conn, &throttle, &key, now)).await?;
-            return Err(ApiError::InvalidCredentials);
-        }
-    };
-    if user.disabled {
-        return Err(ApiError::AccountDisabled);
-    }
-
-    let settings = state.settings.clone();
-    let signer = state.keys.signer(now)?;
-    let client = client_info(&state, &req);
-    let minted = state
-        .db(move |conn| {
-            throttle::record_success(conn, &throttle, &key)?;
-            if let Some((old, new)) = rehash {
-                users::upgrade_password_hash(conn, &user.id, &old, &new)?;
-            }
-            service::start_session(conn, &settings.tokens, &signer, &user, client, now)
-        })
-        .await?;
+    let user = flows::check_password(&state, &req, username, password).await?;
+    let minted = flows::start_session(&state, &req, user).await?;
     Ok(token_response(minted.pair, delivery, &state))
 }
 
@@ -138,11 +85,7 @@ pub async fn refresh(
 ) -> Result<HttpResponse, ApiError> {
     state.rate_limit(Endpoint::Refresh, &req)?;
     let (token, delivery) = presented_refresh_token(&state, &req, payload).await?;
-    let claims = verified_refresh_claims(&state, &token).await?;
-    let settings = state.settings.clone();
-    let now = state.clock.now_db();
-    let signer = state.keys.signer(now)?;
-    let minted = state.db(move |conn| service::rotate(conn, &settings.tokens, &signer, &claims, now)).await?;
+    let minted = flows::rotate(&state, &token).await?;
     Ok(token_response(minted.pair, delivery, &state))
 }
 
@@ -154,25 +97,8 @@ pub async fn logout(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (token, _) = presented_refresh_token(&state, &req, payload).await?;
-    let claims = verified_refresh_claims(&state, &token).await?;
-    let now = state.clock.now_db();
-    state.db(move |conn| service::end_session(conn, &claims, now)).await?;
+    flows::end_session(&state, &token).await?;
     Ok(HttpResponse::NoContent().cookie(cookie::removal(state.settings.cookies.same_site)).finish())
-}
-
-/// Verifies a refresh token's signature and claims. A `kid` this instance
-/// does not know yet (another instance just rotated) triggers one reload.
-async fn verified_refresh_claims(state: &web::Data<AppState>, token: &str) -> Result<RefreshClaims, ApiError> {
-    let issuer = &state.settings.tokens.issuer;
-    match verify_refresh(state.verifier(), issuer, token) {
-        Ok(claims) => Ok(claims),
-        Err(VerifyError::UnknownKid) => {
-            let keys = state.keys.clone();
-            state.blocking(move || keys.reload_for_unknown_kid()).await?.map_err(ApiError::internal)?;
-            verify_refresh(state.verifier(), issuer, token).map_err(|_| ApiError::InvalidRefreshToken)
-        }
-        Err(_) => Err(ApiError::InvalidRefreshToken),
-    }
 }
 
 /// Token responses must not be cached anywhere (RFC 6749 §5.1). In cookie
@@ -186,13 +112,6 @@ fn token_response(mut pair: TokenPair, delivery: Delivery, state: &AppState) -> 
         }
     }
     response.json(pair)
-}
-
-fn client_info(state: &AppState, req: &HttpRequest) -> ClientInfo {
-    ClientInfo {
-        user_agent: req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
-        ip: state.client_ip(req).map(|ip| ip.to_string()),
-    }
 }
 
 /// POST /v1/auth/logout-all: revokes every session of the caller, this one too.

@@ -2,6 +2,7 @@
 //! reuse detection, logout.
 
 pub mod cookie;
+pub mod flows;
 pub mod handlers;
 pub mod model;
 pub mod service;

@@ -1,0 +1,119 @@
+//! The login and refresh flows shared by signet's own routes and the
+//! compatibility routes (simplejwt, DRF): same checks, same throttling, same
+//! sessions; only the wire format differs.
+
+use actix_web::http::header;
+use actix_web::HttpRequest;
+use signet_verify::VerifyError;
+
+use super::service::{self, ClientInfo};
+use crate::accounts::model::{self as users, User};
+use crate::accounts::rules::username_key;
+use crate::accounts::throttle;
+use crate::error::ApiError;
+use crate::http::rate_limit::Endpoint;
+use crate::state::{dummy_hash, AppState};
+use crate::tokens::{verify_refresh, Minted, RefreshClaims};
+
+/// Proves a password. Unknown user and wrong password cost the same bcrypt
+/// time and get the same answer; a locked-out name is refused before any
+/// check (even with the right password); a disabled account is told so only
+/// after the right password. Old hash schemes and costs are upgraded.
+pub async fn check_password(
+    state: &AppState,
+    req: &HttpRequest,
+    username: String,
+    password: String,
+) -> Result<User, ApiError> {
+    state.rate_limit(Endpoint::Login, req)?;
+    let key = username_key(&username);
+    let throttle = state.throttle;
+    let now = state.clock.now_db();
+    let lookup_key = key.clone();
+    let user = state
+        .db(move |conn| {
+            throttle::check(conn, &throttle, &lookup_key, now)?;
+            Ok(users::find_by_username_key(conn, &lookup_key)?)
+        })
+        .await?;
+
+    let hasher = state.hasher;
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let dummy = state.dummy_hash.clone();
+    let (verification, rehash) = state
+        .blocking(move || {
+            let stored = stored.unwrap_or_else(|| dummy_hash(&dummy, hasher).to_owned());
+            let verification = hasher.verify(&password, &stored);
+            // Upgrade old schemes and costs while we hold the plain password.
+            let rehash = verification.needs_rehash.then(|| hasher.hash(&password).ok()).flatten();
+            (verification, rehash.map(|new| (stored, new)))
+        })
+        .await?;
+    let user = match user {
+        Some(user) if verification.matches => user,
+        _ => {
+            // Same work for an unknown name as for a wrong password.
+            state.db(move |conn| throttle::record_failure(conn, &throttle, &key, now)).await?;
+            return Err(ApiError::InvalidCredentials);
+        }
+    };
+    if user.disabled {
+        return Err(ApiError::AccountDisabled);
+    }
+    state
+        .db(move |conn| {
+            throttle::record_success(conn, &throttle, &key)?;
+            if let Some((old, new)) = rehash {
+                users::upgrade_password_hash(conn, &user.id, &old, &new)?;
+            }
+            Ok(user)
+        })
+        .await
+}
+
+/// Starts a session for a proven user and signs its first pair.
+pub async fn start_session(state: &AppState, req: &HttpRequest, user: User) -> Result<Minted, ApiError> {
+    let settings = state.settings.clone();
+    let now = state.clock.now_db();
+    let signer = state.keys.signer(now)?;
+    let client = client_info(state, req);
+    state.db(move |conn| service::start_session(conn, &settings.tokens, &signer, &user, client, now)).await
+}
+
+/// Rotates a refresh token (reuse detection and grace included).
+pub async fn rotate(state: &AppState, token: &str) -> Result<Minted, ApiError> {
+    let claims = verified_refresh_claims(state, token).await?;
+    let settings = state.settings.clone();
+    let now = state.clock.now_db();
+    let signer = state.keys.signer(now)?;
+    state.db(move |conn| service::rotate(conn, &settings.tokens, &signer, &claims, now)).await
+}
+
+/// Revokes the session of a refresh token.
+pub async fn end_session(state: &AppState, token: &str) -> Result<(), ApiError> {
+    let claims = verified_refresh_claims(state, token).await?;
+    let now = state.clock.now_db();
+    state.db(move |conn| service::end_session(conn, &claims, now)).await
+}
+
+/// Verifies a refresh token's signature and claims. A `kid` this instance
+/// does not know yet (another instance just rotated) triggers one reload.
+async fn verified_refresh_claims(state: &AppState, token: &str) -> Result<RefreshClaims, ApiError> {
+    let issuer = &state.settings.tokens.issuer;
+    match verify_refresh(state.verifier(), issuer, token) {
+        Ok(claims) => Ok(claims),
+        Err(VerifyError::UnknownKid) => {
+            let keys = state.keys.clone();
+            state.blocking(move || keys.reload_for_unknown_kid()).await?.map_err(ApiError::internal)?;
+            verify_refresh(state.verifier(), issuer, token).map_err(|_| ApiError::InvalidRefreshToken)
+        }
+        Err(_) => Err(ApiError::InvalidRefreshToken),
+    }
+}
+
+fn client_info(state: &AppState, req: &HttpRequest) -> ClientInfo {
+    ClientInfo {
+        user_agent: req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        ip: state.client_ip(req).map(|ip| ip.to_string()),
+    }
+}
