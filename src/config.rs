@@ -25,6 +25,14 @@ pub struct Settings {
     pub throttle: ThrottleSettings,
     pub cookies: CookieSettings,
     pub demo: DemoSettings,
+    pub compat: CompatSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompatSettings {
+    pub drf: bool,
+    pub simplejwt: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -59,6 +59,8 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    #[error("invalid API token")]
+    InvalidApiToken,
     #[error("csrf rejected")]
     CsrfRejected,
     #[error("too many requests")]
@@ -94,6 +96,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::InvalidApiToken => "invalid_token",
             ApiError::CsrfRejected => "csrf_rejected",
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::RequestHeaderTooLarge => "request_header_too_large",
@@ -119,6 +122,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "This method is not allowed on this resource.".into(),
             ApiError::PayloadTooLarge => "The request body is larger than this server accepts.".into(),
             ApiError::UnsupportedMediaType => "Send the body as application/json.".into(),
+            ApiError::InvalidApiToken => "The API token is invalid, expired or revoked.".into(),
             ApiError::CsrfRejected => {
                 "Requests from this origin are not allowed; a cookie-authenticated request needs an allowed \
                  Origin and X-Requested-With: signet."
@@ -156,6 +160,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::CsrfRejected => StatusCode::FORBIDDEN,
+            ApiError::InvalidApiToken => StatusCode::UNAUTHORIZED,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::RequestHeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -179,6 +184,12 @@ impl ResponseError for ApiError {
             }
             ApiError::TooManyRequests { retry_after_secs } => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
+            }
+            ApiError::InvalidApiToken => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Token realm=\"signet\", error=\"invalid_token\""),
+                ));
             }
             _ => {}
         }

@@ -5,8 +5,10 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod api_tokens;
 pub mod cli;
 pub mod clock;
+pub mod compat;
 pub mod config;
 pub mod db;
 pub mod error;

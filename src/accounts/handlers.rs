@@ -5,6 +5,7 @@ use signet_verify::actix::Authenticated;
 use super::model;
 use super::service::{self, DEFAULT_ROLE};
 use crate::error::ApiError;
+use crate::http::caller::Caller;
 use crate::http::rate_limit::Endpoint;
 use crate::sessions::model::revoke_user_sessions;
 use crate::state::AppState;
@@ -50,9 +51,9 @@ pub async fn register(
     Ok(HttpResponse::Created().json(user.view()))
 }
 
-/// GET /v1/auth/me: the caller's account.
-pub async fn me(state: web::Data<AppState>, auth: Authenticated) -> Result<HttpResponse, ApiError> {
-    let id = auth.sub.clone();
+/// GET /v1/auth/me: the caller's account (Bearer JWT or API token).
+pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let id = caller.user_id;
     let user = state.db(move |conn| Ok(model::find(conn, &id)?)).await?.ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(user.view()))
 }

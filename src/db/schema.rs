@@ -3,6 +3,20 @@
 // columns, which tests/api/schema.rs checks.
 
 diesel::table! {
+    api_tokens (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        token_hash -> Text,
+        prefix -> Text,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     login_throttle (username_key) {
         username_key -> Text,
         failures -> Integer,
@@ -68,7 +82,8 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(login_throttle, refresh_tokens, sessions, signing_keys, users,);
+diesel::allow_tables_to_appear_in_same_query!(api_tokens, login_throttle, refresh_tokens, sessions, signing_keys, users,);

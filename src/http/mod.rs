@@ -1,6 +1,7 @@
 //! App assembly: routes, extractor limits and their problem documents,
 //! middleware (CORS, security headers, request log), health endpoints.
 
+pub mod caller;
 pub mod client_ip;
 pub mod csrf;
 pub mod rate_limit;
@@ -18,7 +19,7 @@ use serde_json::json;
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{accounts, admin, keys, sessions};
+use crate::{accounts, admin, api_tokens, compat, keys, sessions};
 
 /// The OpenAPI document, kept in step with API.md.
 pub const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
@@ -33,6 +34,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(resource("/logout").route(web::post().to(sessions::handlers::logout)))
             .service(resource("/logout-all").route(web::post().to(sessions::handlers::logout_all)))
             .service(resource("/me").route(web::get().to(accounts::handlers::me)))
+            .service(
+                resource("/api-tokens")
+                    .route(web::get().to(api_tokens::handlers::list_own))
+                    .route(web::post().to(api_tokens::handlers::create_own)),
+            )
+            .service(resource("/api-tokens/{id}").route(web::delete().to(api_tokens::handlers::revoke_own)))
+            .service(resource("/token-exchange").route(web::post().to(api_tokens::handlers::exchange)))
             .service(resource("/password").route(web::post().to(accounts::handlers::change_password)))
             .service(resource("/sessions").route(web::get().to(sessions::handlers::list)))
             .service(resource("/sessions/{id}").route(web::delete().to(sessions::handlers::delete))),
@@ -46,13 +54,27 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(web::patch().to(admin::handlers::patch_user))
                     .route(web::delete().to(admin::handlers::delete_user)),
             )
-            .service(resource("/users/{id}/roles").route(web::put().to(admin::handlers::set_roles))),
+            .service(resource("/users/{id}/roles").route(web::put().to(admin::handlers::set_roles)))
+            .service(
+                resource("/users/{id}/api-tokens")
+                    .route(web::get().to(api_tokens::handlers::list_for_user))
+                    .route(web::post().to(api_tokens::handlers::create_for_user)),
+            )
+            .service(
+                resource("/users/{id}/api-tokens/{token_id}")
+                    .route(web::delete().to(api_tokens::handlers::revoke_for_user)),
+            ),
     )
     .service(resource("/.well-known/jwks.json").route(web::get().to(keys::handlers::jwks)))
     .service(resource("/.well-known/openid-configuration").route(web::get().to(keys::handlers::openid_configuration)))
     .service(
         resource("/.well-known/oauth-authorization-server").route(web::get().to(keys::handlers::authorization_server)),
     )
+    .service(resource("/api/token/").route(web::post().to(compat::simplejwt::obtain)))
+    .service(resource("/api/token/refresh/").route(web::post().to(compat::simplejwt::refresh)))
+    .service(resource("/api/token/verify/").route(web::post().to(compat::simplejwt::verify)))
+    .service(resource("/api/token/blacklist/").route(web::post().to(compat::simplejwt::blacklist)))
+    .service(resource("/api-token-auth/").route(web::post().to(compat::drf::obtain_auth_token)))
     .service(web::redirect("/demo", "/demo/"))
     .service(resource("/demo/").route(web::get().to(demo_page)))
     .service(resource("/demo/app.js").route(web::get().to(demo_script)))

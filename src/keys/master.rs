@@ -11,6 +11,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context};
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::hmac;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use secrecy::ExposeSecret;
@@ -22,6 +23,8 @@ pub const PROTECTION: &str = "aes-256-gcm";
 
 pub struct MasterKey {
     key: LessSafeKey,
+    /// Derived from the master key: the keyed hash of API tokens.
+    api_token_mac: hmac::Key,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -44,7 +47,9 @@ impl MasterKey {
             bail!("the master key must be 32 bytes, found {}", bytes.len());
         }
         let key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| anyhow!("invalid master key"))?;
-        Ok(MasterKey { key: LessSafeKey::new(key) })
+        let derived = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, bytes), b"signet/api-token-mac/v1");
+        let api_token_mac = hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref());
+        Ok(MasterKey { key: LessSafeKey::new(key), api_token_mac })
     }
 
     /// Loads the configured master key, or creates the file when `may_create`
@@ -77,6 +82,14 @@ impl MasterKey {
             path.display()
         );
         Self::from_bytes(&bytes)
+    }
+
+    /// The stored form of an API token: HMAC-SHA256 under a key derived from
+    /// the master key, hex. A keyed fast hash suits high-entropy random
+    /// secrets (bcrypt would only slow every request); without the master
+    /// key a leaked table cannot be checked against guesses.
+    pub fn api_token_hash(&self, token: &str) -> String {
+        hmac::sign(&self.api_token_mac, token.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// nonce || ciphertext || tag, bound to `kid` as associated data.

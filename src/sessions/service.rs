@@ -2,7 +2,7 @@
 //! arguments (a connection, the settings, a signing key, "now").
 
 use chrono::{DateTime, NaiveDateTime, TimeDelta};
-use diesel::Connection;
+use diesel::{Connection, QueryResult};
 use uuid::Uuid;
 
 use super::model::{self, RefreshToken, Session};
@@ -235,4 +235,24 @@ pub fn revoke_own_session(
     let session = model::find_session(conn, id)?.filter(|s| s.user_id == user_id).ok_or(ApiError::NotFound)?;
     model::revoke_session(conn, &session.id, now, "deleted_by_user")?;
     Ok(())
+}
+
+/// Whether a verified refresh token is still the head of a live session
+/// (unused, unexpired, session not revoked or past its end).
+pub fn refresh_token_is_current(
+    conn: &mut DbConnection,
+    claims: &RefreshClaims,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    let Some(token) = model::find_refresh_token(conn, &claims.jti)? else {
+        return Ok(false);
+    };
+    let Some(session) = model::find_session(conn, &token.session_id)? else {
+        return Ok(false);
+    };
+    Ok(token.used_at.is_none()
+        && token.expires_at > now
+        && token.session_id == claims.sid
+        && session.revoked_at.is_none()
+        && session.expires_at > now)
 }

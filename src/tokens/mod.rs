@@ -84,20 +84,7 @@ pub fn mint_pair(
     refresh: RefreshSpec,
 ) -> anyhow::Result<Minted> {
     let refresh_expires_at = refresh.expires_at;
-    let access_expires_at = (now + settings.access_ttl_secs).min(refresh_expires_at);
-    let access = AccessClaims {
-        iss: settings.issuer.clone(),
-        sub: subject.user_id.to_owned(),
-        aud: Audience::One(settings.audience.clone()),
-        exp: access_expires_at,
-        iat: now,
-        nbf: Some(now),
-        jti: Uuid::new_v4().to_string(),
-        client_id: settings.client_id.clone(),
-        sid: subject.session_id.to_owned(),
-        roles: subject.roles,
-        preferred_username: Some(subject.username.to_owned()),
-    };
+    let (access_token, access_expires_at) = mint_access(settings, key, &subject, now, refresh_expires_at)?;
     let refresh = RefreshClaims {
         iss: settings.issuer.clone(),
         sub: subject.user_id.to_owned(),
@@ -107,7 +94,6 @@ pub fn mint_pair(
         jti: refresh.jti,
         sid: subject.session_id.to_owned(),
     };
-    let access_token = encode(&header(key, signet_verify::ACCESS_TOKEN_TYPE), &access, &key.encoding)?;
     let refresh_token = encode(&header(key, REFRESH_TOKEN_TYPE), &refresh, &key.encoding)?;
     Ok(Minted {
         pair: TokenPair {
@@ -120,6 +106,32 @@ pub fn mint_pair(
         refresh_jti: refresh.jti,
         refresh_expires_at,
     })
+}
+
+/// Signs an access token at `now`, expiring after the access TTL but never
+/// after `not_after`. Returns it and its expiry.
+pub fn mint_access(
+    settings: &TokenSettings,
+    key: &SigningKey,
+    subject: &Subject<'_>,
+    now: i64,
+    not_after: i64,
+) -> anyhow::Result<(String, i64)> {
+    let expires_at = (now + settings.access_ttl_secs).min(not_after);
+    let access = AccessClaims {
+        iss: settings.issuer.clone(),
+        sub: subject.user_id.to_owned(),
+        aud: Audience::One(settings.audience.clone()),
+        exp: expires_at,
+        iat: now,
+        nbf: Some(now),
+        jti: Uuid::new_v4().to_string(),
+        client_id: settings.client_id.clone(),
+        sid: subject.session_id.to_owned(),
+        roles: subject.roles.clone(),
+        preferred_username: Some(subject.username.to_owned()),
+    };
+    Ok((encode(&header(key, signet_verify::ACCESS_TOKEN_TYPE), &access, &key.encoding)?, expires_at))
 }
 
 fn header(key: &SigningKey, typ: &str) -> Header {

@@ -1,0 +1,84 @@
+//! The `api_tokens` table.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::db::schema::api_tokens;
+use crate::db::DbConnection;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = api_tokens)]
+pub struct ApiToken {
+    pub id: String,
+    pub user_id: String,
+    pub name: String,
+    pub token_hash: String,
+    pub prefix: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: Option<NaiveDateTime>,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+/// An API token as listed: never the secret, never its hash.
+#[derive(Debug, Serialize)]
+pub struct ApiTokenView {
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl ApiToken {
+    pub fn view(&self) -> ApiTokenView {
+        ApiTokenView {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            prefix: self.prefix.clone(),
+            created_at: self.created_at.and_utc(),
+            expires_at: self.expires_at.map(|t| t.and_utc()),
+            last_used_at: self.last_used_at.map(|t| t.and_utc()),
+        }
+    }
+}
+
+pub fn insert(conn: &mut DbConnection, token: &ApiToken) -> QueryResult<usize> {
+    diesel::insert_into(api_tokens::table).values(token).execute(conn)
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<ApiToken>> {
+    api_tokens::table.find(id).select(ApiToken::as_select()).first(conn).optional()
+}
+
+pub fn find_by_hash(conn: &mut DbConnection, hash: &str) -> QueryResult<Option<ApiToken>> {
+    api_tokens::table.filter(api_tokens::token_hash.eq(hash)).select(ApiToken::as_select()).first(conn).optional()
+}
+
+/// The user's live tokens (not revoked, not expired), newest first.
+pub fn live_for_user(conn: &mut DbConnection, user_id: &str, now: NaiveDateTime) -> QueryResult<Vec<ApiToken>> {
+    api_tokens::table
+        .filter(api_tokens::user_id.eq(user_id))
+        .filter(api_tokens::revoked_at.is_null())
+        .filter(api_tokens::expires_at.is_null().or(api_tokens::expires_at.gt(now)))
+        .order((api_tokens::created_at.desc(), api_tokens::id.asc()))
+        .select(ApiToken::as_select())
+        .load(conn)
+}
+
+pub fn revoke(conn: &mut DbConnection, user_id: &str, id: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(
+        api_tokens::table
+            .find(id)
+            .filter(api_tokens::user_id.eq(user_id))
+            .filter(api_tokens::revoked_at.is_null()),
+    )
+    .set(api_tokens::revoked_at.eq(now))
+    .execute(conn)
+}
+
+pub fn touch(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(api_tokens::table.find(id)).set(api_tokens::last_used_at.eq(now)).execute(conn)
+}

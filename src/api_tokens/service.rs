@@ -1,0 +1,104 @@
+//! Creating, authenticating and revoking API tokens.
+
+use anyhow::anyhow;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use chrono::{NaiveDateTime, TimeDelta};
+use uuid::Uuid;
+
+use super::model::{self, ApiToken};
+use crate::accounts::model::{self as users, User};
+use crate::db::DbConnection;
+use crate::error::{ApiError, FieldError};
+use crate::keys::master::MasterKey;
+
+/// Recognisable by secret scanners (like GitHub's `ghp_`).
+pub const TOKEN_PREFIX: &str = "sgt_";
+const PREFIX_SHOWN: usize = 12;
+const MAX_NAME: usize = 100;
+const MAX_LIFETIME_DAYS: i64 = 3650;
+/// Tokens are longer than this never: refused before hashing.
+const MAX_TOKEN_LEN: usize = 128;
+
+/// `sgt_` + 256 random bits.
+fn new_secret() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| anyhow!("no randomness available"))?;
+    Ok(format!("{TOKEN_PREFIX}{}", B64.encode(bytes)))
+}
+
+/// Checks a new token's name and lifetime.
+pub fn check_request(name: &str, expires_in_days: Option<i64>) -> Result<(), ApiError> {
+    let mut errors = Vec::new();
+    if name.trim().is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+        errors.push(FieldError::new("name", format!("must be 1-{MAX_NAME} printable characters")));
+    }
+    if expires_in_days.is_some_and(|d| !(1..=MAX_LIFETIME_DAYS).contains(&d)) {
+        errors.push(FieldError::new("expires_in_days", format!("must be between 1 and {MAX_LIFETIME_DAYS}")));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::ValidationFailed(errors))
+    }
+}
+
+/// Creates a token for `user_id`; returns its row and the secret, which is
+/// never stored and cannot be shown again.
+pub fn create(
+    conn: &mut DbConnection,
+    master: &MasterKey,
+    user_id: &str,
+    name: &str,
+    expires_in_days: Option<i64>,
+    now: NaiveDateTime,
+) -> Result<(ApiToken, String), ApiError> {
+    if users::find(conn, user_id)?.is_none() {
+        return Err(ApiError::NotFound);
+    }
+    let secret = new_secret().map_err(ApiError::internal)?;
+    let token = ApiToken {
+        id: Uuid::new_v4().to_string(),
+        user_id: user_id.to_owned(),
+        name: name.trim().to_owned(),
+        token_hash: master.api_token_hash(&secret),
+        prefix: secret.chars().take(PREFIX_SHOWN).collect(),
+        created_at: now,
+        expires_at: expires_in_days.map(|d| now + TimeDelta::days(d)),
+        last_used_at: None,
+        revoked_at: None,
+    };
+    model::insert(conn, &token)?;
+    Ok((token, secret))
+}
+
+/// The user behind a live token of a live account; None for anything else
+/// (unknown, revoked, expired, disabled or deleted user).
+pub fn authenticate(
+    conn: &mut DbConnection,
+    master: &MasterKey,
+    secret: &str,
+    now: NaiveDateTime,
+) -> Result<Option<(User, ApiToken)>, ApiError> {
+    if !secret.starts_with(TOKEN_PREFIX) || secret.len() > MAX_TOKEN_LEN {
+        return Ok(None);
+    }
+    let Some(token) = model::find_by_hash(conn, &master.api_token_hash(secret))? else {
+        return Ok(None);
+    };
+    if token.revoked_at.is_some() || token.expires_at.is_some_and(|at| at <= now) {
+        return Ok(None);
+    }
+    let Some(user) = users::find(conn, &token.user_id)?.filter(|u| !u.disabled) else {
+        return Ok(None);
+    };
+    model::touch(conn, &token.id, now)?;
+    Ok(Some((user, token)))
+}
+
+pub fn revoke(conn: &mut DbConnection, user_id: &str, id: &str, now: NaiveDateTime) -> Result<(), ApiError> {
+    if model::revoke(conn, user_id, id, now)? == 0 {
+        return Err(ApiError::NotFound);
+    }
+    Ok(())
+}

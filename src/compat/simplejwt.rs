@@ -1,0 +1,138 @@
+//! djangorestframework-simplejwt's views and wire format: `POST /api/token/`,
+//! `/api/token/refresh/`, `/api/token/verify/`, `/api/token/blacklist/`.
+//! Stricter than simplejwt: refresh always rotates with reuse detection, and
+//! blacklisting a refresh token ends its whole session.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Map, Value};
+
+use super::{read_fields, required_strings};
+use crate::error::ApiError;
+use crate::sessions::flows;
+use crate::state::AppState;
+use crate::tokens::{verify_refresh, Minted};
+
+const NO_ACCOUNT: &str = "No active account found with the given credentials";
+const TOKEN_NOT_VALID: &str = "Token is invalid or expired";
+
+fn respond(status: StatusCode, body: Value) -> HttpResponse {
+    let mut response = HttpResponse::build(status);
+    if status == StatusCode::UNAUTHORIZED {
+        response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"api\""));
+    }
+    if status.is_success() {
+        response.insert_header((header::CACHE_CONTROL, "no-store")).insert_header((header::PRAGMA, "no-cache"));
+    }
+    response.json(body)
+}
+
+fn token_not_valid() -> HttpResponse {
+    respond(StatusCode::UNAUTHORIZED, json!({"detail": TOKEN_NOT_VALID, "code": "token_not_valid"}))
+}
+
+/// signet errors in DRF's words; `invalid` is what a refused credential means here.
+fn drf_error(err: ApiError, invalid: HttpResponse) -> HttpResponse {
+    match err {
+        ApiError::InvalidCredentials
+        | ApiError::AccountDisabled
+        | ApiError::InvalidRefreshToken
+        | ApiError::RefreshTokenReused => invalid,
+        ApiError::TooManyRequests { retry_after_secs } => HttpResponse::TooManyRequests()
+            .insert_header((header::RETRY_AFTER, retry_after_secs))
+            .json(json!({"detail": format!("Request was throttled. Expected available in {retry_after_secs} seconds.")})),
+        ApiError::Unavailable(_) => HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, "5"))
+            .json(json!({"detail": "Service temporarily unavailable, try again later."})),
+        other => actix_web::ResponseError::error_response(&other),
+    }
+}
+
+fn pair(minted: Minted) -> HttpResponse {
+    respond(StatusCode::OK, json!({"access": minted.pair.access_token, "refresh": minted.pair.refresh_token}))
+}
+
+async fn fields(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+    names: &[&str],
+) -> Result<Vec<String>, HttpResponse> {
+    if !state.settings.compat.simplejwt {
+        return Err(actix_web::ResponseError::error_response(&ApiError::NotFound));
+    }
+    let map: Map<String, Value> = read_fields(req, payload, state.settings.server.body_limit_bytes)
+        .await
+        .map_err(|body| respond(StatusCode::BAD_REQUEST, body))?;
+    required_strings(&map, names).map_err(|body| respond(StatusCode::BAD_REQUEST, body))
+}
+
+/// POST /api/token/ {"username","password"} → {"access","refresh"}
+pub async fn obtain(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let values = match fields(&state, &req, payload, &["username", "password"]).await {
+        Ok(values) => values,
+        Err(response) => return response,
+    };
+    let [username, password] = <[String; 2]>::try_from(values).unwrap_or_default();
+    let no_account = || respond(StatusCode::UNAUTHORIZED, json!({"detail": NO_ACCOUNT}));
+    let user = match flows::check_password(&state, &req, username, password).await {
+        Ok(user) => user,
+        Err(err) => return drf_error(err, no_account()),
+    };
+    match flows::start_session(&state, &req, user).await {
+        Ok(minted) => pair(minted),
+        Err(err) => drf_error(err, no_account()),
+    }
+}
+
+/// POST /api/token/refresh/ {"refresh"} → {"access","refresh"} (rotated)
+pub async fn refresh(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let values = match fields(&state, &req, payload, &["refresh"]).await {
+        Ok(values) => values,
+        Err(response) => return response,
+    };
+    if let Err(err) = state.rate_limit(crate::http::rate_limit::Endpoint::Refresh, &req) {
+        return drf_error(err, token_not_valid());
+    }
+    match flows::rotate(&state, &values[0]).await {
+        Ok(minted) => pair(minted),
+        Err(err) => drf_error(err, token_not_valid()),
+    }
+}
+
+/// POST /api/token/verify/ {"token"} → {} when it is a valid access token or
+/// a current refresh token.
+pub async fn verify(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let values = match fields(&state, &req, payload, &["token"]).await {
+        Ok(values) => values,
+        Err(response) => return response,
+    };
+    let token = values[0].clone();
+    if state.verifier().verify(&token).is_ok() {
+        return respond(StatusCode::OK, json!({}));
+    }
+    let Ok(claims) = verify_refresh(state.verifier(), &state.settings.tokens.issuer, &token) else {
+        return token_not_valid();
+    };
+    let now = state.clock.now_db();
+    let current = state
+        .db(move |conn| Ok(crate::sessions::service::refresh_token_is_current(conn, &claims, now)?))
+        .await;
+    match current {
+        Ok(true) => respond(StatusCode::OK, json!({})),
+        Ok(false) => token_not_valid(),
+        Err(err) => drf_error(err, token_not_valid()),
+    }
+}
+
+/// POST /api/token/blacklist/ {"refresh"} → {} (ends the whole session)
+pub async fn blacklist(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let values = match fields(&state, &req, payload, &["refresh"]).await {
+        Ok(values) => values,
+        Err(response) => return response,
+    };
+    match flows::end_session(&state, &values[0]).await {
+        Ok(()) => respond(StatusCode::OK, json!({})),
+        Err(err) => drf_error(err, token_not_valid()),
+    }
+}
