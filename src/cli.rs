@@ -5,13 +5,13 @@ use std::io::BufRead;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{anyhow, Context};
+use anyhow::{anyhow, bail, Context};
 use base64::Engine;
 use clap::{Parser, Subcommand};
 
 use crate::accounts::password::{PasswordHasher, PasswordPolicy};
 use crate::accounts::rules::{check_roles, username_key};
-use crate::accounts::{model as users, service};
+use crate::accounts::{import, model as users, service};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::db::{self, DbConnection};
@@ -82,6 +82,22 @@ pub enum UsersCommand {
         #[arg(required = true, value_name = "ROLE")]
         roles: Vec<String>,
     },
+    /// Import users with their password hashes from Django: `manage.py
+    /// dumpdata auth.user` JSON, or CSV (username,email,password,is_active,
+    /// is_staff,is_superuser,groups; groups separated by `|`). Existing
+    /// usernames are skipped; exits non-zero if a row failed.
+    Import {
+        /// The `dumpdata` JSON or CSV file.
+        file: PathBuf,
+        /// The file's format; by default from its extension, else its content.
+        #[arg(long, value_parser = ["json", "csv"])]
+        format: Option<String>,
+        /// Map a Django group to a role, e.g. `--group-role "Support Team=support"`;
+        /// repeatable. `GROUP=` drops the group. Unmapped groups become their
+        /// lower-cased name when that is a valid role name.
+        #[arg(long = "group-role", value_name = "GROUP=ROLE")]
+        group_roles: Vec<String>,
+    },
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -114,6 +130,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("created user {} ({}) with roles {}", user.username, user.id, user.role_list().join(", "));
             if generated {
                 println!("password: {password}");
+            }
+            Ok(())
+        }
+        Command::Users(UsersCommand::Import { file, format, group_roles }) => {
+            let group_roles = import::GroupRoles::parse(&group_roles)?;
+            let rows = import::read_file(&file, format.as_deref())?;
+            let mut conn = open(&settings)?;
+            let report = import::import(&mut conn, rows, &group_roles, SystemClock.now_db());
+            print!("{report}");
+            if report.failed() > 0 {
+                bail!(
+                    "{} row(s) failed; fix them and run the import again (existing users are skipped)",
+                    report.failed()
+                );
             }
             Ok(())
         }

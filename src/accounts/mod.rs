@@ -1,6 +1,8 @@
-//! User accounts: registration, the password scheme and policy, `/me`.
+//! User accounts: registration, the password scheme and policy, `/me`,
+//! importing users from Django.
 
 pub mod handlers;
+pub mod import;
 pub mod model;
 pub mod password;
 pub mod rules;

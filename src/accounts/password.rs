@@ -2,10 +2,29 @@
 //!
 //! Hashes are `bcrypt_sha256$<bcrypt hash>`: the password is SHA-256'd (hex)
 //! before bcrypt so every byte counts (plain bcrypt silently ignores bytes past
-//! 72), and the scheme name is stored so it can change later (Django's
-//! `bcrypt_sha256` does the same). A hash of an older scheme or another cost
-//! verifies and asks to be re-hashed.
+//! 72), and the scheme name is stored so it can change later. This is
+//! byte-for-byte Django's `bcrypt_sha256` format, so those hashes verify as
+//! they are. A hash of an older scheme or another cost verifies and asks to be
+//! re-hashed.
+//!
+//! Older schemes, as Django stores them (users imported with
+//! `signet users import`), verify and always ask to be re-hashed:
+//! - `bcrypt$<bcrypt hash>` (plain bcrypt over the password),
+//! - `pbkdf2_sha256$<iterations>$<salt>$<base64 hash>` and `pbkdf2_sha1$...`,
+//! - `argon2$argon2id$v=19$m=..,t=..,p=..$<salt>$<hash>` and `argon2$argon2i$...`.
+//!
+//! Anything else never matches: Django's unusable-password mark (`!...`),
+//! [`UNUSABLE_HASH`], an empty or unknown scheme, a malformed hash, or work
+//! factors past the caps below (a hash from an import must not be able to pin
+//! a login thread for minutes). Such a check still costs one bcrypt at the
+//! configured cost, like an unknown user.
 
+use std::num::NonZeroU32;
+
+use argon2::password_hash::{Decimal, PasswordHash, PasswordHasher as _};
+use argon2::{Argon2, Params as Argon2Params};
+use aws_lc_rs::pbkdf2;
+use base64::Engine;
 use sha2::{Digest, Sha256};
 use zxcvbn::zxcvbn;
 
@@ -14,9 +33,23 @@ use crate::error::FieldError;
 const SCHEME: &str = "bcrypt_sha256";
 /// Plain bcrypt, as Django's `BCryptPasswordHasher` stores it (`bcrypt$$2b$...`).
 const LEGACY_BCRYPT: &str = "bcrypt";
+const PBKDF2_SHA256: &str = "pbkdf2_sha256";
+const PBKDF2_SHA1: &str = "pbkdf2_sha1";
+const ARGON2: &str = "argon2";
+/// Stored for accounts that must set a new password: never matches (Django
+/// marks unusable passwords with the same `!` prefix).
+pub const UNUSABLE_HASH: &str = "!";
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 /// zxcvbn's cost grows with length; the first characters decide its score.
 const STRENGTH_PREFIX_CHARS: usize = 128;
+/// Caps on imported work factors, about ten times Django's defaults (PBKDF2:
+/// 1,000,000 iterations; Argon2: 100 MiB, 2 passes, 8 lanes).
+const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+const MAX_ARGON2_MEMORY_KIB: u32 = 1024 * 1024;
+const MAX_ARGON2_PASSES: u32 = 32;
+const MAX_ARGON2_LANES: u32 = 64;
+/// argon2-cffi's version 0x10 ("v=16"), assumed when a hash names none.
+const ARGON2_VERSION_10: Decimal = 0x10;
 
 #[derive(Debug, Clone, Copy)]
 pub struct PasswordHasher {
@@ -29,6 +62,14 @@ pub struct Verification {
     pub needs_rehash: bool,
 }
 
+/// A stored hash that can match, parsed.
+enum Stored<'a> {
+    BcryptSha256(&'a str),
+    Bcrypt(&'a str),
+    Pbkdf2 { algorithm: pbkdf2::Algorithm, iterations: NonZeroU32, salt: &'a str, derived: Vec<u8> },
+    Argon2 { hash: Box<PasswordHash<'a>>, params: Argon2Params },
+}
+
 impl PasswordHasher {
     pub fn new(cost: u32) -> Self {
         PasswordHasher { cost }
@@ -39,19 +80,125 @@ impl PasswordHasher {
         Ok(format!("{SCHEME}${}", bcrypt::hash(prehash(password), self.cost)?))
     }
 
-    /// Slow on purpose: call from a blocking thread (`web::block`).
+    /// Slow on purpose: call from a blocking thread (`web::block`). Every
+    /// comparison is constant-time (bcrypt's, aws-lc's PBKDF2 `verify`,
+    /// argon2's `Output` equality).
     pub fn verify(&self, password: &str, stored: &str) -> Verification {
-        let no = Verification { matches: false, needs_rehash: false };
-        let Some((scheme, bcrypt_hash)) = stored.split_once('$') else {
-            return no;
+        let Some(parsed) = parse(stored) else {
+            // Cost the same as a real check, so an unusable account does not
+            // stand out from a wrong password or an unknown user.
+            let _ = bcrypt::hash(prehash(password), self.cost);
+            return Verification { matches: false, needs_rehash: false };
         };
-        let matches = match scheme {
-            SCHEME => bcrypt::verify(prehash(password), bcrypt_hash).unwrap_or(false),
-            LEGACY_BCRYPT => bcrypt::verify(password, bcrypt_hash).unwrap_or(false),
-            _ => return no,
+        let (matches, current) = match &parsed {
+            Stored::BcryptSha256(hash) => {
+                (bcrypt::verify(prehash(password), hash).unwrap_or(false), bcrypt_cost(hash) == Some(self.cost))
+            }
+            Stored::Bcrypt(hash) => (bcrypt::verify(password, hash).unwrap_or(false), false),
+            Stored::Pbkdf2 { algorithm, iterations, salt, derived } => {
+                (pbkdf2::verify(*algorithm, *iterations, salt.as_bytes(), password.as_bytes(), derived).is_ok(), false)
+            }
+            Stored::Argon2 { hash, params } => (verify_argon2(password, hash, params), false),
         };
-        let needs_rehash = matches && (scheme != SCHEME || bcrypt_cost(bcrypt_hash) != Some(self.cost));
-        Verification { matches, needs_rehash }
+        Verification { matches, needs_rehash: matches && !current }
+    }
+}
+
+/// Whether `stored` is a hash [`PasswordHasher::verify`] can ever match: a
+/// known scheme, well-formed, within the work-factor caps.
+pub fn is_usable(stored: &str) -> bool {
+    parse(stored).is_some()
+}
+
+/// Django's hasher names: the only scheme names a report repeats, since the
+/// field might hold anything, even a plain password.
+const DJANGO_SCHEMES: [&str; 11] = [
+    SCHEME,
+    LEGACY_BCRYPT,
+    PBKDF2_SHA256,
+    PBKDF2_SHA1,
+    ARGON2,
+    "scrypt",
+    "sha1",
+    "md5",
+    "unsalted_sha1",
+    "unsalted_md5",
+    "crypt",
+];
+
+/// The scheme of a stored hash, for reports: one of Django's hasher names,
+/// `unusable` (`!...`), `empty` or `unknown`; never any other part of it.
+pub fn scheme_name(stored: &str) -> &'static str {
+    if stored.is_empty() {
+        return "empty";
+    }
+    if stored.starts_with('!') {
+        return "unusable";
+    }
+    let scheme = stored.split_once('$').map_or("", |(scheme, _)| scheme);
+    DJANGO_SCHEMES.into_iter().find(|known| *known == scheme).unwrap_or("unknown")
+}
+
+fn parse(stored: &str) -> Option<Stored<'_>> {
+    let (scheme, rest) = stored.split_once('$')?;
+    match scheme {
+        SCHEME => bcrypt_cost(rest).map(|_| Stored::BcryptSha256(rest)),
+        LEGACY_BCRYPT => bcrypt_cost(rest).map(|_| Stored::Bcrypt(rest)),
+        PBKDF2_SHA256 => parse_pbkdf2(pbkdf2::PBKDF2_HMAC_SHA256, rest),
+        PBKDF2_SHA1 => parse_pbkdf2(pbkdf2::PBKDF2_HMAC_SHA1, rest),
+        // Django stores argon2-cffi's PHC string after its own `argon2` prefix.
+        ARGON2 => parse_argon2(&stored[scheme.len()..]),
+        _ => None,
+    }
+}
+
+/// `<iterations>$<salt>$<base64 of the derived key>`; Django uses the salt's
+/// characters as the salt bytes.
+fn parse_pbkdf2(algorithm: pbkdf2::Algorithm, rest: &str) -> Option<Stored<'_>> {
+    let mut parts = rest.split('$');
+    let (iterations, salt, hash) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || salt.is_empty() {
+        return None;
+    }
+    let iterations = NonZeroU32::new(iterations.parse().ok()?).filter(|n| n.get() <= MAX_PBKDF2_ITERATIONS)?;
+    let derived = base64::engine::general_purpose::STANDARD.decode(hash).ok()?;
+    (1..=64).contains(&derived.len()).then_some(Stored::Pbkdf2 { algorithm, iterations, salt, derived })
+}
+
+/// `$argon2id$v=19$m=..,t=..,p=..$<salt>$<hash>` (or `$argon2i$`): the PHC
+/// string argon2-cffi writes, which Django stores after `argon2`.
+fn parse_argon2(phc: &str) -> Option<Stored<'_>> {
+    if !(phc.starts_with("$argon2id$") || phc.starts_with("$argon2i$")) {
+        return None;
+    }
+    let hash = PasswordHash::new(phc).ok()?;
+    let params = Argon2Params::try_from(&hash).ok()?;
+    if let Some(version) = hash.version {
+        argon2::Version::try_from(version).ok()?;
+    }
+    let within_caps = params.m_cost() <= MAX_ARGON2_MEMORY_KIB
+        && params.t_cost() <= MAX_ARGON2_PASSES
+        && params.p_cost() <= MAX_ARGON2_LANES;
+    (within_caps && hash.salt.is_some() && hash.hash.is_some()).then(|| Stored::Argon2 { hash: Box::new(hash), params })
+}
+
+/// Recomputes with the hash's own variant, version and parameters and compares
+/// the outputs (constant-time `Output` equality). A hash without `v=` is
+/// argon2 1.0, as argon2-cffi reads it.
+fn verify_argon2(password: &str, hash: &PasswordHash<'_>, params: &Argon2Params) -> bool {
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+        return false;
+    };
+    let version = hash.version.unwrap_or(ARGON2_VERSION_10);
+    match Argon2::default().hash_password_customized(
+        password.as_bytes(),
+        Some(hash.algorithm),
+        Some(version),
+        params.clone(),
+        salt,
+    ) {
+        Ok(computed) => computed.hash.is_some_and(|output| output == expected),
+        Err(_) => false,
     }
 }
 
@@ -129,6 +276,126 @@ mod tests {
         assert_eq!(v, Verification { matches: true, needs_rehash: true });
         assert!(!PasswordHasher::new(4).verify("wrong", &legacy).matches);
         assert!(!PasswordHasher::new(4).verify("x", "garbage").matches);
+    }
+
+    /// Made by Django 5.2's own hashers, subclassed only to lower the work
+    /// factors (as tests/fixtures/make_django_fixture.py subclasses
+    /// Argon2PasswordHasher for argon2i), for the password below.
+    const DJANGO_PASSWORD: &str = "Grüße aus Köln ☕ 42";
+    const DJANGO_HASHES: [&str; 6] = [
+        "argon2$argon2id$v=19$m=64,t=1,p=2$M0c4YUVBNkRJRUdNUFdKU05nbll6OQ$2xEOQsMasHr2Gd280i9mhak9s0cALBHYqqyNKeqfv/4",
+        "argon2$argon2i$v=19$m=64,t=1,p=2$YklhVmNOeGxmUEVabkR3SzF2eWhRbg$D67CFjqa/mcuqjNQ0YQbXR2I4OPwh6KNliZkDHA5bHk",
+        "pbkdf2_sha256$1000$d0LbZu0yf6USg9fzJiasCZ$KZ7j2TXDRjBRNKwtT6QO9aohRBchbkwCqIpTSMsSCvE=",
+        "pbkdf2_sha1$1000$7QGchsFmmSEfdYO6c2UQPV$3ni98eXOgL/C/fpyhch+yrCm2rg=",
+        "bcrypt_sha256$$2b$04$JCUS.qntpNuLiERmdLmDh.hoN5HVkx4CF1.2iCWoI2eaic7UhU/ly",
+        "bcrypt$$2b$04$hQ7TDK92TxWZs9/bgLSc0OvW1/i6E4U5.KgSXwMhllZB9oolcAtDu",
+    ];
+
+    #[test]
+    fn django_hashes_verify_and_ask_for_rehash() {
+        let hasher = PasswordHasher::new(5);
+        for stored in DJANGO_HASHES {
+            assert!(is_usable(stored), "{stored}");
+            assert_eq!(hasher.verify(DJANGO_PASSWORD, stored), Verification { matches: true, needs_rehash: true });
+            assert_eq!(
+                hasher.verify("Grüße aus Köln ☕ 43", stored),
+                Verification { matches: false, needs_rehash: false }
+            );
+            assert!(!hasher.verify("", stored).matches, "{stored}");
+        }
+    }
+
+    #[test]
+    fn django_bcrypt_sha256_is_signets_own_scheme() {
+        // Same bytes as signet's scheme: at the configured cost it stays as it is.
+        let stored = DJANGO_HASHES[4];
+        let v = PasswordHasher::new(4).verify(DJANGO_PASSWORD, stored);
+        assert_eq!(v, Verification { matches: true, needs_rehash: false });
+        let ours = PasswordHasher::new(4).hash(DJANGO_PASSWORD).expect("hash");
+        assert!(ours.starts_with("bcrypt_sha256$$2b$04$"));
+    }
+
+    #[test]
+    fn argon2_without_version_is_argon2_1_0() {
+        // argon2-cffi at version 0x10 with `v=16$` dropped, as Django 1.10's
+        // earliest argon2 hashes were stored; Django verifies it.
+        let stored = "argon2$argon2i$m=64,t=1,p=2$c2FsdHNhbHRzYWx0$RCJSIXn++Se4lDW73ueo5GCW2EAM18MIXtoLTCUKlbg";
+        assert!(PasswordHasher::new(4).verify(DJANGO_PASSWORD, stored).matches);
+        let explicit = stored.replace("$m=", "$v=16$m=");
+        assert!(PasswordHasher::new(4).verify(DJANGO_PASSWORD, &explicit).matches);
+        let wrong_version = stored.replace("$m=", "$v=19$m=");
+        assert!(!PasswordHasher::new(4).verify(DJANGO_PASSWORD, &wrong_version).matches);
+    }
+
+    #[test]
+    fn unusable_unknown_and_malformed_hashes_never_match() {
+        let hasher = PasswordHasher::new(4);
+        let pbkdf2 = DJANGO_HASHES[2];
+        let argon2 = DJANGO_HASHES[0];
+        let never = [
+            "".to_owned(),
+            "!".to_owned(),
+            UNUSABLE_HASH.to_owned(),
+            "!nsnF0QPYx0vTmPeHc6ZpdGV1O3sZYVnaodDHQ1q1".to_owned(),
+            format!("!{pbkdf2}"),
+            "md5$salt$0123456789abcdef0123456789abcdef".to_owned(),
+            "unsalted_md5$$0123456789abcdef0123456789abcdef".to_owned(),
+            DJANGO_PASSWORD.to_owned(),
+            pbkdf2.replace("$1000$", "$0$"),
+            pbkdf2.replace("$1000$", "$ten$"),
+            pbkdf2.replace("$1000$", "$4000000000$"),
+            pbkdf2.replace("=", "$extra"),
+            pbkdf2.replace("KZ7j", "*Z7j"),
+            "pbkdf2_sha256$1000$$KZ7j2TXDRjBRNKwtT6QO9aohRBchbkwCqIpTSMsSCvE=".to_owned(),
+            "pbkdf2_sha256$1000$salt$".to_owned(),
+            argon2.replace("argon2id", "argon2d"),
+            argon2.replace("m=64", "m=4194304"),
+            argon2.replace("t=1", "t=1000"),
+            argon2.replace("p=2", "p=1000"),
+            argon2.replace("v=19", "v=42"),
+            argon2.rsplit_once('$').expect("hash").0.to_owned(),
+            "argon2$argon2id$v=19$m=64,t=1,p=2".to_owned(),
+            "bcrypt$".to_owned(),
+            "bcrypt_sha256$not-bcrypt".to_owned(),
+        ];
+        for stored in &never {
+            assert!(!is_usable(stored), "{stored}");
+            assert_eq!(hasher.verify(DJANGO_PASSWORD, stored), Verification { matches: false, needs_rehash: false });
+        }
+        assert_eq!(scheme_name(pbkdf2), "pbkdf2_sha256");
+        assert_eq!(scheme_name(&format!("!{pbkdf2}")), "unusable");
+        assert_eq!(scheme_name(""), "empty");
+        assert_eq!(scheme_name(DJANGO_PASSWORD), "unknown");
+    }
+
+    /// The committed fixture: Django's default work factors (PBKDF2 at
+    /// 1,000,000 iterations, Argon2 at 100 MiB, bcrypt at 12).
+    #[test]
+    fn django_fixture_hashes_at_default_work_factors_verify() {
+        let fixture: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/django_users.json")).expect("fixture");
+        let passwords = [
+            ("ada", "pbkdf2-sha256 Lovelace 1815!"),
+            ("Bob.Sha1", "pbkdf2-sha1 Builder 1998?"),
+            ("cyd", "argon2id Charisse 1922 #"),
+            ("dee_argon2i", "argon2i legacy Dee 2015 %"),
+            ("fay", "plain bcrypt Fay 2003 &"),
+        ];
+        let hasher = PasswordHasher::new(12);
+        for (username, password) in passwords {
+            let record = fixture
+                .as_array()
+                .expect("list")
+                .iter()
+                .find(|r| r["fields"]["username"] == username)
+                .expect("user in fixture");
+            let stored = record["fields"]["password"].as_str().expect("hash");
+            assert_eq!(
+                hasher.verify(password, stored),
+                Verification { matches: true, needs_rehash: true },
+                "{username}"
+            );
+        }
     }
 
     #[test]

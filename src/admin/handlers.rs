@@ -2,6 +2,7 @@ use actix_web::{web, HttpResponse};
 use diesel::Connection;
 use serde::{Deserialize, Deserializer, Serialize};
 use signet_verify::actix::RequireRole;
+use uuid::Uuid;
 
 use crate::accounts::model::{self as users, UserView};
 use crate::accounts::rules::{check_email, check_roles};
@@ -46,9 +47,9 @@ pub async fn list_users(
 pub async fn get_user(
     state: web::Data<AppState>,
     _admin: RequireRole<Admin>,
-    id: web::Path<String>,
+    id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = id.into_inner().to_string();
     let user = state.db(move |conn| Ok(users::find(conn, &id)?)).await?.ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(user.view()))
 }
@@ -70,14 +71,14 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
 pub async fn patch_user(
     state: web::Data<AppState>,
     _admin: RequireRole<Admin>,
-    id: web::Path<String>,
+    id: web::Path<Uuid>,
     body: web::Json<PatchUser>,
 ) -> Result<HttpResponse, ApiError> {
     let PatchUser { disabled, email } = body.into_inner();
     if let Some(Some(email)) = &email {
         check_email(email).map_err(|e| ApiError::ValidationFailed(vec![e]))?;
     }
-    let id = id.into_inner();
+    let id = id.into_inner().to_string();
     let now = state.clock.now_db();
     let user = state
         .db(move |conn| {
@@ -109,11 +110,11 @@ pub struct SetRoles {
 pub async fn set_roles(
     state: web::Data<AppState>,
     _admin: RequireRole<Admin>,
-    id: web::Path<String>,
+    id: web::Path<Uuid>,
     body: web::Json<SetRoles>,
 ) -> Result<HttpResponse, ApiError> {
     let roles = check_roles(&body.roles).map_err(|e| ApiError::ValidationFailed(vec![e]))?;
-    let id = id.into_inner();
+    let id = id.into_inner().to_string();
     let now = state.clock.now_db();
     let user = state
         .db(move |conn| {
@@ -130,9 +131,9 @@ pub async fn set_roles(
 pub async fn delete_user(
     state: web::Data<AppState>,
     _admin: RequireRole<Admin>,
-    id: web::Path<String>,
+    id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = id.into_inner().to_string();
     let deleted = state.db(move |conn| Ok(users::delete(conn, &id)?)).await?;
     if deleted == 0 {
         return Err(ApiError::NotFound);

@@ -3,6 +3,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 use signet_verify::actix::{Authenticated, RequireRole};
+use uuid::Uuid;
 
 use super::model::{self, ApiToken};
 use super::service;
@@ -79,38 +80,38 @@ pub async fn list_own(state: web::Data<AppState>, caller: Caller) -> Result<Http
 pub async fn revoke_own(
     state: web::Data<AppState>,
     caller: Caller,
-    id: web::Path<String>,
+    id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    revoke(&state, caller.user_id, id.into_inner()).await
+    revoke(&state, caller.user_id, id.into_inner().to_string()).await
 }
 
 /// POST /v1/admin/users/{id}/api-tokens
 pub async fn create_for_user(
     state: web::Data<AppState>,
     _admin: RequireRole<Admin>,
-    id: web::Path<String>,
+    id: web::Path<Uuid>,
     body: web::Json<CreateToken>,
 ) -> Result<HttpResponse, ApiError> {
-    create(&state, id.into_inner(), body.into_inner()).await
+    create(&state, id.into_inner().to_string(), body.into_inner()).await
 }
 
 /// GET /v1/admin/users/{id}/api-tokens
 pub async fn list_for_user(
     state: web::Data<AppState>,
     _admin: RequireRole<Admin>,
-    id: web::Path<String>,
+    id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    list(&state, id.into_inner()).await
+    list(&state, id.into_inner().to_string()).await
 }
 
 /// DELETE /v1/admin/users/{id}/api-tokens/{token_id}
 pub async fn revoke_for_user(
     state: web::Data<AppState>,
     _admin: RequireRole<Admin>,
-    path: web::Path<(String, String)>,
+    path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (user_id, token_id) = path.into_inner();
-    revoke(&state, user_id, token_id).await
+    revoke(&state, user_id.to_string(), token_id.to_string()).await
 }
 
 /// POST /v1/auth/token-exchange: `Authorization: Token` in, a short-lived
@@ -121,9 +122,7 @@ pub async fn exchange(state: web::Data<AppState>, caller: Caller) -> Result<Http
         return Err(ApiError::MalformedRequest("token-exchange takes Authorization: Token <api token>".into()));
     };
     let (user_id, id) = (caller.user_id.clone(), token_id.clone());
-    let (user, token) = state
-        .db(move |conn| Ok((users::find(conn, &user_id)?, model::find(conn, &id)?)))
-        .await?;
+    let (user, token) = state.db(move |conn| Ok((users::find(conn, &user_id)?, model::find(conn, &id)?))).await?;
     let (user, token) = user.zip(token).ok_or(ApiError::InvalidApiToken)?;
     // The access token never outlives the API token it came from.
     let not_after = token.expires_at.map_or(i64::MAX, |at| at.and_utc().timestamp());

@@ -41,7 +41,8 @@ pub async fn obtain_auth_token(state: web::Data<AppState>, req: HttpRequest, pay
     };
     let keys = state.keys.clone();
     let now = state.clock.now_db();
-    let created = state.db(move |conn| api_tokens::create(conn, keys.master(), &user.id, "api-token-auth", None, now)).await;
+    let created =
+        state.db(move |conn| api_tokens::create(conn, keys.master(), &user.id, "api-token-auth", None, now)).await;
     match created {
         Ok((_, secret)) => HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))

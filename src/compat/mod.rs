@@ -14,7 +14,11 @@ use serde_json::{json, Map, Value};
 
 /// DRF's parsers: a JSON object or a URL-encoded form, as string fields.
 /// Returns DRF's 400 body when the body is neither.
-pub async fn read_fields(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Map<String, Value>, Value> {
+pub async fn read_fields(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Map<String, Value>, Value> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| json!({"detail": "Malformed request."}))?;

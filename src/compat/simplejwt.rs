@@ -38,9 +38,11 @@ fn drf_error(err: ApiError, invalid: HttpResponse) -> HttpResponse {
         | ApiError::AccountDisabled
         | ApiError::InvalidRefreshToken
         | ApiError::RefreshTokenReused => invalid,
-        ApiError::TooManyRequests { retry_after_secs } => HttpResponse::TooManyRequests()
-            .insert_header((header::RETRY_AFTER, retry_after_secs))
-            .json(json!({"detail": format!("Request was throttled. Expected available in {retry_after_secs} seconds.")})),
+        ApiError::TooManyRequests { retry_after_secs } => {
+            HttpResponse::TooManyRequests().insert_header((header::RETRY_AFTER, retry_after_secs)).json(
+                json!({"detail": format!("Request was throttled. Expected available in {retry_after_secs} seconds.")}),
+            )
+        }
         ApiError::Unavailable(_) => HttpResponse::ServiceUnavailable()
             .insert_header((header::RETRY_AFTER, "5"))
             .json(json!({"detail": "Service temporarily unavailable, try again later."})),
@@ -115,9 +117,8 @@ pub async fn verify(state: web::Data<AppState>, req: HttpRequest, payload: web::
         return token_not_valid();
     };
     let now = state.clock.now_db();
-    let current = state
-        .db(move |conn| Ok(crate::sessions::service::refresh_token_is_current(conn, &claims, now)?))
-        .await;
+    let current =
+        state.db(move |conn| Ok(crate::sessions::service::refresh_token_is_current(conn, &claims, now)?)).await;
     match current {
         Ok(true) => respond(StatusCode::OK, json!({})),
         Ok(false) => token_not_valid(),

@@ -86,4 +86,11 @@ diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(api_tokens, login_throttle, refresh_tokens, sessions, signing_keys, users,);
+diesel::allow_tables_to_appear_in_same_query!(
+    api_tokens,
+    login_throttle,
+    refresh_tokens,
+    sessions,
+    signing_keys,
+    users,
+);

@@ -89,14 +89,19 @@ fn resource(path: &str) -> Resource {
 }
 
 /// Body and query limits, answered with problem documents.
-pub fn extractor_config(settings: &Settings) -> (web::JsonConfig, web::PayloadConfig, web::QueryConfig) {
+pub fn extractor_config(
+    settings: &Settings,
+) -> (web::JsonConfig, web::PayloadConfig, web::QueryConfig, web::PathConfig) {
     let limit = settings.server.body_limit_bytes;
     let json = web::JsonConfig::default().limit(limit).error_handler(|err, _req| json_error(err).into());
     let payload = web::PayloadConfig::default().limit(limit);
     let query = web::QueryConfig::default().error_handler(|err: QueryPayloadError, _req| {
         ApiError::MalformedRequest(format!("invalid query: {err}")).into()
     });
-    (json, payload, query)
+    // Ids in paths are UUIDs; anything else names no resource (and never
+    // reaches the database: PostgreSQL text cannot even hold a NUL byte).
+    let path = web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into());
+    (json, payload, query, path)
 }
 
 fn json_error(err: JsonPayloadError) -> ApiError {
@@ -257,7 +262,7 @@ pub fn app(
         InitError = (),
     >,
 > {
-    let (json, payload, query) = extractor_config(&state.settings);
+    let (json, payload, query, path) = extractor_config(&state.settings);
     App::new()
         .wrap(from_fn(csrf::origin_guard))
         .wrap(from_fn(limit_header_size))
@@ -267,6 +272,7 @@ pub fn app(
         .app_data(json)
         .app_data(payload)
         .app_data(query)
+        .app_data(path)
         .app_data(state.verifier.clone())
         .app_data(state)
         .configure(routes)

@@ -8,7 +8,7 @@ use signet_verify::VerifyError;
 
 use super::service::{self, ClientInfo};
 use crate::accounts::model::{self as users, User};
-use crate::accounts::rules::username_key;
+use crate::accounts::rules::{check_username, username_key};
 use crate::accounts::throttle;
 use crate::error::ApiError;
 use crate::http::rate_limit::Endpoint;
@@ -26,16 +26,23 @@ pub async fn check_password(
     password: String,
 ) -> Result<User, ApiError> {
     state.rate_limit(Endpoint::Login, req)?;
+    // A name that breaks the username rules cannot exist: it never reaches the
+    // database (nor the lockout table), but still costs the dummy bcrypt.
+    let plausible = check_username(&username).is_ok();
     let key = username_key(&username);
     let throttle = state.throttle;
     let now = state.clock.now_db();
     let lookup_key = key.clone();
-    let user = state
-        .db(move |conn| {
-            throttle::check(conn, &throttle, &lookup_key, now)?;
-            Ok(users::find_by_username_key(conn, &lookup_key)?)
-        })
-        .await?;
+    let user = if plausible {
+        state
+            .db(move |conn| {
+                throttle::check(conn, &throttle, &lookup_key, now)?;
+                Ok(users::find_by_username_key(conn, &lookup_key)?)
+            })
+            .await?
+    } else {
+        None
+    };
 
     let hasher = state.hasher;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
@@ -53,7 +60,9 @@ pub async fn check_password(
         Some(user) if verification.matches => user,
         _ => {
             // Same work for an unknown name as for a wrong password.
-            state.db(move |conn| throttle::record_failure(conn, &throttle, &key, now)).await?;
+            if plausible {
+                state.db(move |conn| throttle::record_failure(conn, &throttle, &key, now)).await?;
+            }
             return Err(ApiError::InvalidCredentials);
         }
     };

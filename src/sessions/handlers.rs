@@ -3,6 +3,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 use signet_verify::actix::Authenticated;
+use uuid::Uuid;
 
 use super::cookie;
 use super::model::revoke_user_sessions;
@@ -134,10 +135,10 @@ pub async fn list(state: web::Data<AppState>, auth: Authenticated) -> Result<Htt
 pub async fn delete(
     state: web::Data<AppState>,
     auth: Authenticated,
-    id: web::Path<String>,
+    id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let user_id = auth.sub.clone();
-    let id = id.into_inner();
+    let id = id.into_inner().to_string();
     let now = state.clock.now_db();
     state.db(move |conn| service::revoke_own_session(conn, &user_id, &id, now)).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -4,6 +4,7 @@ use crate::backend_tests;
 use crate::helpers::{assert_problem, TestApp, PASSWORD};
 
 backend_tests!(
+    nul_bytes_and_odd_ids_never_reach_the_database,
     malformed_bodies_are_400,
     wrong_content_type_is_415,
     oversized_body_is_413,
@@ -50,4 +51,18 @@ async fn health_and_readiness(app: TestApp) {
     let res = app.get("/healthz", None).await;
     assert_eq!(res.headers()["x-content-type-options"], "nosniff");
     assert!(res.headers().get("server").is_none());
+}
+
+async fn nul_bytes_and_odd_ids_never_reach_the_database(app: TestApp) {
+    // PostgreSQL text cannot hold NUL: such input must be refused, not a 500.
+    let res = app.login("bad\u{0}name", PASSWORD).await;
+    assert_problem(res, 401, "invalid_credentials").await;
+    let res = app.register("bad\u{0}name", PASSWORD).await;
+    assert_problem(res, 422, "validation_failed").await;
+    let admin = app.admin_token("root").await;
+    for path in ["/v1/admin/users/%00", "/v1/admin/users/not-a-uuid", "/v1/admin/users/%27%20OR%201%3D1"] {
+        assert_problem(app.get(path, Some(&admin)).await, 404, "not_found").await;
+    }
+    let res = app.client.delete(app.url("/v1/auth/sessions/%00")).bearer_auth(&admin).send().await.unwrap();
+    assert_problem(res, 404, "not_found").await;
 }
