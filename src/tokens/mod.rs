@@ -22,6 +22,9 @@ pub struct RefreshClaims {
     pub exp: i64,
     pub jti: String,
     pub sid: String,
+    /// signet does not set it on refresh tokens, but honours it if present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
 }
 
 impl TimeBound for RefreshClaims {
@@ -29,7 +32,7 @@ impl TimeBound for RefreshClaims {
         self.exp
     }
     fn nbf(&self) -> Option<i64> {
-        None
+        self.nbf
     }
 }
 
@@ -93,6 +96,7 @@ pub fn mint_pair(
         exp: refresh.expires_at,
         jti: refresh.jti,
         sid: subject.session_id.to_owned(),
+        nbf: None,
     };
     let refresh_token = encode(&header(key, REFRESH_TOKEN_TYPE), &refresh, &key.encoding)?;
     Ok(Minted {
