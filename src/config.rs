@@ -202,7 +202,10 @@ impl Settings {
     }
 
     fn finish(config: Config) -> Result<Settings, SettingsError> {
-        let settings: Settings = config.try_deserialize()?;
+        let mut settings: Settings = config.try_deserialize()?;
+        // "a, b" and a trailing comma in SIGNET__CORS__ALLOWED_ORIGINS are fine.
+        settings.cors.allowed_origins =
+            settings.cors.allowed_origins.iter().map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect();
         settings.validate()?;
         Ok(settings)
     }
@@ -298,6 +301,12 @@ impl Settings {
         if self.cors.allowed_origins.iter().any(|o| o == "*") {
             return invalid("cors.allowed_origins", "must list origins; `*` is not allowed with credentials");
         }
+        if let Some(bad) = self.cors.allowed_origins.iter().find(|o| !is_origin(o)) {
+            return Err(SettingsError::Invalid {
+                key: "cors.allowed_origins",
+                problem: format!("{bad:?} is not an origin (scheme://host[:port], no path)"),
+            });
+        }
         Ok(())
     }
 
@@ -318,6 +327,16 @@ impl Settings {
             self.server.workers
         }
     }
+}
+
+/// `http(s)://host[:port]` and nothing more, as a browser writes `Origin`.
+fn is_origin(origin: &str) -> bool {
+    let Some(rest) = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://")) else {
+        return false;
+    };
+    !rest.is_empty()
+        && rest.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        && !rest.starts_with(':')
 }
 
 #[cfg(test)]
@@ -349,6 +368,17 @@ mod tests {
         assert!(err.contains("passwords.bcrypt_cost"), "{err}");
         let err = error_text("[server]\nbind = \"nope\"");
         assert!(err.contains("bind"), "{err}");
+    }
+
+    #[test]
+    fn cors_origins_are_trimmed_and_checked() {
+        let settings = Settings::from_toml("[cors]\nallowed_origins = [\" http://a:1\", \"\", \"https://b.example\"]")
+            .expect("valid");
+        assert_eq!(settings.cors.allowed_origins, ["http://a:1", "https://b.example"]);
+        for bad in ["http://a/", "a.example", "https://a.example/path", "http://"] {
+            let err = error_text(&format!("[cors]\nallowed_origins = [\"{bad}\"]"));
+            assert!(err.contains("cors.allowed_origins"), "{bad}: {err}");
+        }
     }
 
     #[test]

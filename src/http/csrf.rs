@@ -18,14 +18,34 @@ use crate::state::AppState;
 
 pub const REQUESTED_WITH: &str = "signet";
 
-/// The origin a request was addressed to, as a browser would write it.
-fn own_origin(req: &HttpRequest) -> String {
-    let info = req.connection_info();
-    format!("{}://{}", info.scheme(), info.host())
+/// The origin a request was addressed to, as a browser would write it: its
+/// `Host`, with `X-Forwarded-Host`/`-Proto` believed only from a trusted proxy.
+fn own_origin(req: &HttpRequest, settings: &Settings) -> Option<String> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let via_proxy = req.peer_addr().is_some_and(|peer| settings.throttle.trusted_proxies.contains(&peer.ip()));
+    let forwarded = |name: &str| {
+        if via_proxy {
+            header(name).and_then(|v| v.split(',').next().map(|s| s.trim().to_owned()))
+        } else {
+            None
+        }
+    };
+    let host = forwarded("x-forwarded-host").or_else(|| header("host"))?;
+    let scheme = forwarded("x-forwarded-proto").unwrap_or_else(|| "http".to_owned());
+    Some(format!("{scheme}://{host}"))
+}
+
+/// The issuer's origin counts as signet's own too (its public URL).
+fn issuer_origin(settings: &Settings) -> &str {
+    let issuer = settings.tokens.issuer.as_str();
+    let after_scheme = issuer.find("://").map_or(0, |i| i + 3);
+    issuer[after_scheme..].find('/').map_or(issuer, |slash| &issuer[..after_scheme + slash])
 }
 
 fn origin_allowed(origin: &str, req: &HttpRequest, settings: &Settings) -> bool {
-    origin == own_origin(req) || settings.cors.allowed_origins.iter().any(|o| o == origin)
+    own_origin(req, settings).is_some_and(|own| own == origin)
+        || origin == issuer_origin(settings)
+        || settings.cors.allowed_origins.iter().any(|o| o == origin)
 }
 
 /// 403 csrf_rejected unless the request is plainly from signet's own pages or

@@ -78,6 +78,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(web::redirect("/demo", "/demo/"))
     .service(resource("/demo/").route(web::get().to(demo_page)))
     .service(resource("/demo/app.js").route(web::get().to(demo_script)))
+    .service(resource("/demo/app.css").route(web::get().to(demo_style)))
     .service(resource("/healthz").route(web::get().to(healthz)))
     .service(resource("/readyz").route(web::get().to(readyz)))
     .service(resource("/openapi.yaml").route(web::get().to(openapi)));
@@ -192,6 +193,7 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 /// The demo SPA (examples/spa), compiled in; served only when `demo.enabled`.
 const DEMO_HTML: &str = include_str!("../../examples/spa/index.html");
 const DEMO_JS: &str = include_str!("../../examples/spa/app.js");
+const DEMO_CSS: &str = include_str!("../../examples/spa/app.css");
 
 async fn demo_page(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     demo_asset(&state, "text/html; charset=utf-8", DEMO_HTML)
@@ -199,6 +201,10 @@ async fn demo_page(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
 
 async fn demo_script(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     demo_asset(&state, "text/javascript; charset=utf-8", DEMO_JS)
+}
+
+async fn demo_style(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    demo_asset(&state, "text/css; charset=utf-8", DEMO_CSS)
 }
 
 fn demo_asset(state: &AppState, content_type: &str, body: &'static str) -> Result<HttpResponse, ApiError> {
@@ -210,7 +216,8 @@ fn demo_asset(state: &AppState, content_type: &str, body: &'static str) -> Resul
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header((
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'self'; script-src 'self'; connect-src *; frame-ancestors 'none'",
+            "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; form-action 'none'; \
+             frame-ancestors 'none'",
         ))
         .body(body))
 }

@@ -73,7 +73,10 @@ async fn cookie_login_keeps_the_refresh_token_out_of_the_body(app: TestApp) {
     assert_eq!(body["refresh_expires_in"], 1_209_600);
 
     let res = app
-        .post_json("/v1/auth/login", &json!({"username": "spa", "password": PASSWORD, "token_delivery": "carrier-pigeon"}))
+        .post_json(
+            "/v1/auth/login",
+            &json!({"username": "spa", "password": PASSWORD, "token_delivery": "carrier-pigeon"}),
+        )
         .await;
     assert_problem(res, 422, "validation_failed").await;
     // SameSite is configurable.
@@ -159,8 +162,13 @@ async fn allowed_origin_gets_credentialed_cors(app: TestApp) {
     assert!(res.headers().get("access-control-allow-origin").is_none());
     assert_problem(res, 403, "csrf_rejected").await;
     // Public metadata stays readable from anywhere.
-    let res =
-        app.client.get(app.url("/.well-known/jwks.json")).header("origin", "https://evil.example").send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 }
 
