@@ -136,6 +136,7 @@ pub struct TokenSettings {
     pub refresh_reuse_grace_secs: i64,
     pub leeway_secs: u64,
     pub jwks_max_age_secs: u64,
+    pub verify_cache_size: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

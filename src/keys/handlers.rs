@@ -30,7 +30,7 @@ pub async fn jwks(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
 /// password login; refresh is `/v1/auth/refresh` (documented in the README).
 fn metadata(state: &AppState) -> serde_json::Value {
     let issuer = &state.settings.tokens.issuer;
-    let algorithms = state.keys.snapshot().algorithms();
+    let algorithms = state.keys.algorithms();
     json!({
         "issuer": issuer,
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),

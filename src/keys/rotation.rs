@@ -67,12 +67,22 @@ pub fn step(
     now: NaiveDateTime,
 ) -> anyhow::Result<Vec<String>> {
     let mut events = Vec::new();
-    if !schedule.generates_keys() {
-        return Ok(events);
-    }
     let rows = model::usable(conn, now)?;
     let active = rows.iter().find(|r| r.state == STATE_ACTIVE);
     let next = rows.iter().find(|r| r.state == STATE_NEXT);
+    if !schedule.generates_keys() {
+        // HS256 signs with the configured secret from now on: the stored key
+        // pair retires, staying published and verifying for the usual margins.
+        if let Some(active) = active {
+            let publish_until = now + schedule.publish_after_retire;
+            let verify_until = now + schedule.verify_after_retire;
+            if model::retire(conn, &active.kid, now, publish_until, verify_until)? == 1 {
+                events.push(format!("key {} retired: tokens.algorithm is HS256", active.kid));
+            }
+        }
+        events.extend(expire(conn, now)?);
+        return Ok(events);
+    }
 
     // 1. A due next key takes over; the active one retires.
     if let Some(next) = next {
@@ -108,11 +118,13 @@ pub fn step(
     }
 
     // 4. Forget retired keys whose refresh tokens have all expired.
-    let deleted = model::delete_expired(conn, now)?;
-    if deleted > 0 {
-        events.push(format!("deleted {deleted} expired signing key(s)"));
-    }
+    events.extend(expire(conn, now)?);
     Ok(events)
+}
+
+fn expire(conn: &mut DbConnection, now: NaiveDateTime) -> anyhow::Result<Option<String>> {
+    let deleted = model::delete_expired(conn, now)?;
+    Ok((deleted > 0).then(|| format!("deleted {deleted} expired signing key(s)")))
 }
 
 /// Creates the next key (published at once) unless one is already pending.

@@ -7,7 +7,12 @@ use std::time::{Duration, Instant};
 
 use actix_web::web;
 use anyhow::Context;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
 use chrono::NaiveDateTime;
+use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
+use jsonwebtoken::{Algorithm, EncodingKey};
+use secrecy::ExposeSecret;
 use signet_verify::{Rules, Verifier};
 
 use super::master::MasterKey;
@@ -15,7 +20,7 @@ use super::model;
 use super::ring::{KeyRing, SigningKey, Snapshot};
 use super::rotation::{self, Schedule};
 use crate::clock::SharedClock;
-use crate::config::Settings;
+use crate::config::{Settings, SigningAlgorithm};
 use crate::db::{DbConnection, Pool};
 use crate::error::ApiError;
 
@@ -23,6 +28,9 @@ use crate::error::ApiError;
 const UNKNOWN_KID_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct KeyService {
+    /// The HS256 key when `keys.hmac_secret` is set: it signs when
+    /// `tokens.algorithm = "HS256"` and verifies whenever it is configured.
+    hmac: Option<HmacKey>,
     pool: Pool,
     master: MasterKey,
     schedule: Schedule,
@@ -50,18 +58,29 @@ impl KeyService {
             log::info!("{event}");
         }
         let snapshot = load_snapshot(&mut conn, &master, now)?;
+        let hmac = HmacKey::from_settings(settings)?;
+        if schedule.algorithm == SigningAlgorithm::HS256 {
+            log::warn!(
+                "tokens.algorithm is HS256: tokens are signed with the shared keys.hmac_secret and the JWKS \
+                 publishes nothing for it; every verifier needs that secret"
+            );
+        }
         let rules = Rules {
             issuer: settings.tokens.issuer.clone(),
             audience: settings.tokens.audience.clone(),
             leeway_secs: settings.tokens.leeway_secs,
         };
         let verifier_clock = clock.clone();
-        let verifier = web::Data::new(Verifier::with_clock(
-            snapshot.verification_keys(),
-            rules,
-            Arc::new(move || verifier_clock.unix()),
-        ));
+        let verifier = web::Data::new(
+            Verifier::with_clock(
+                verification_keys(&snapshot, hmac.as_ref()),
+                rules,
+                Arc::new(move || verifier_clock.unix()),
+            )
+            .with_cache_capacity(settings.tokens.verify_cache_size),
+        );
         Ok(KeyService {
+            hmac,
             pool,
             master,
             schedule,
@@ -124,7 +143,7 @@ impl KeyService {
 
     fn reload_with(&self, conn: &mut DbConnection, now: NaiveDateTime) -> anyhow::Result<()> {
         let snapshot = load_snapshot(conn, &self.master, now)?;
-        self.verifier.set_keys(snapshot.verification_keys());
+        self.verifier.set_keys(verification_keys(&snapshot, self.hmac.as_ref()));
         self.ring.replace(snapshot);
         Ok(())
     }
@@ -136,7 +155,21 @@ impl KeyService {
     /// The key that signs now; 503 in the moment between a revocation and
     /// its replacement.
     pub fn signer(&self, now: NaiveDateTime) -> Result<Arc<SigningKey>, ApiError> {
+        if self.schedule.algorithm == SigningAlgorithm::HS256 {
+            if let Some(hmac) = &self.hmac {
+                return Ok(hmac.signing.clone());
+            }
+        }
         self.ring.snapshot().signer(now).ok_or_else(|| ApiError::Unavailable("no active signing key".into()))
+    }
+
+    /// The algorithms tokens may be signed with now: published keys' and HS256's.
+    pub fn algorithms(&self) -> Vec<String> {
+        let mut algorithms = self.snapshot().algorithms();
+        if self.hmac.is_some() {
+            algorithms.push("HS256".into());
+        }
+        algorithms
     }
 
     pub fn verifier(&self) -> web::Data<Verifier> {
@@ -150,6 +183,41 @@ impl KeyService {
     pub fn schedule(&self) -> &Schedule {
         &self.schedule
     }
+}
+
+/// The configured HS256 secret as a signing key and a verification key.
+struct HmacKey {
+    kid: String,
+    secret: Vec<u8>,
+    signing: Arc<SigningKey>,
+}
+
+impl HmacKey {
+    fn from_settings(settings: &Settings) -> anyhow::Result<Option<HmacKey>> {
+        let encoded = settings.keys.hmac_secret.expose_secret().trim();
+        if encoded.is_empty() {
+            return Ok(None);
+        }
+        let secret = B64.decode(encoded).context("keys.hmac_secret is not valid base64")?;
+        if secret.len() < 32 {
+            anyhow::bail!("keys.hmac_secret must hold at least 256 bits (32 bytes)");
+        }
+        let encoding = EncodingKey::from_secret(&secret)?;
+        // kid: the RFC 7638 thumbprint of the oct key (a hash, not the secret).
+        let kid = Jwk::from_encoding_key(&encoding, Algorithm::HS256)?.thumbprint(ThumbprintHash::SHA256)?;
+        let signing = Arc::new(SigningKey { kid: kid.clone(), algorithm: Algorithm::HS256, encoding });
+        Ok(Some(HmacKey { kid, secret, signing }))
+    }
+}
+
+fn verification_keys(snapshot: &Snapshot, hmac: Option<&HmacKey>) -> signet_verify::KeySet {
+    let mut keys = snapshot.verification_keys();
+    if let Some(hmac) = hmac {
+        if let Err(err) = keys.insert_hmac_secret(&hmac.kid, &hmac.secret) {
+            log::error!("HS256 key unusable for verification: {err}");
+        }
+    }
+    keys
 }
 
 fn load_snapshot(conn: &mut DbConnection, master: &MasterKey, now: NaiveDateTime) -> anyhow::Result<Snapshot> {

@@ -85,18 +85,21 @@ async fn api_tokens_are_created_listed_used_and_revoked(app: TestApp) {
 
     // Revoked: refused at once.
     let id = created["id"].as_str().unwrap();
-    let res = app.client.delete(app.url(&format!("/v1/auth/api-tokens/{id}"))).bearer_auth(&access).send().await.unwrap();
+    let res =
+        app.client.delete(app.url(&format!("/v1/auth/api-tokens/{id}"))).bearer_auth(&access).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     let res = with_token(&app, reqwest::Method::GET, "/v1/auth/me", &secret).await;
     assert!(res.headers()["www-authenticate"].to_str().unwrap().starts_with("Token"));
     assert_problem(res, 401, "invalid_token").await;
-    assert_problem(with_token(&app, reqwest::Method::GET, "/v1/auth/me", "sgt_madeup").await, 401, "invalid_token").await;
+    assert_problem(with_token(&app, reqwest::Method::GET, "/v1/auth/me", "sgt_madeup").await, 401, "invalid_token")
+        .await;
     assert!(!captured_logs().contains(&secret), "the secret is never logged");
 }
 
 async fn expired_api_tokens_and_disabled_users_are_refused(app: TestApp) {
     let (_, access) = login_access(&app, "temp").await;
-    let created: Value = create_token(&app, &access, json!({"name": "short", "expires_in_days": 1})).await.json().await.unwrap();
+    let created: Value =
+        create_token(&app, &access, json!({"name": "short", "expires_in_days": 1})).await.json().await.unwrap();
     let secret = created["token"].as_str().unwrap().to_owned();
     assert!(created["expires_at"].is_string());
     assert_eq!(with_token(&app, reqwest::Method::GET, "/v1/auth/me", &secret).await.status(), StatusCode::OK);
@@ -156,15 +159,30 @@ async fn admins_manage_other_users_api_tokens(app: TestApp) {
     let secret = created["token"].as_str().unwrap();
     let me: Value = with_token(&app, reqwest::Method::GET, "/v1/auth/me", secret).await.json().await.unwrap();
     assert_eq!(me["id"], user["id"]);
-    let list: Value =
-        app.client.get(app.url(&format!("/v1/admin/users/{id}/api-tokens"))).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    let list: Value = app
+        .client
+        .get(app.url(&format!("/v1/admin/users/{id}/api-tokens")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["api_tokens"].as_array().unwrap().len(), 1);
     // A user cannot reach the admin routes, nor revoke someone else's token.
-    let res = app.client.get(app.url(&format!("/v1/admin/users/{id}/api-tokens"))).bearer_auth(&access).send().await.unwrap();
+    let res =
+        app.client.get(app.url(&format!("/v1/admin/users/{id}/api-tokens"))).bearer_auth(&access).send().await.unwrap();
     assert_problem(res, 403, "insufficient_role").await;
     let (_, other) = login_access(&app, "other").await;
     let token_id = created["id"].as_str().unwrap();
-    let res = app.client.delete(app.url(&format!("/v1/auth/api-tokens/{token_id}"))).bearer_auth(&other).send().await.unwrap();
+    let res = app
+        .client
+        .delete(app.url(&format!("/v1/auth/api-tokens/{token_id}")))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 404, "not_found").await;
     let res = app
         .client
@@ -199,7 +217,10 @@ async fn simplejwt_routes_speak_simplejwt(app: TestApp) {
     let res = app.post_json("/api/token/", &json!({"username": "django", "password": "wrong-password-x"})).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"api\"");
-    assert_eq!(res.json::<Value>().await.unwrap(), json!({"detail": "No active account found with the given credentials"}));
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"detail": "No active account found with the given credentials"})
+    );
     let (status, body) = post(&app, "/api/token/", json!({"username": ""})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body, json!({"username": ["This field may not be blank."], "password": ["This field is required."]}));
@@ -265,8 +286,12 @@ async fn drf_obtain_auth_token_works_with_forms_and_json(app: TestApp) {
     let (status, body) = post(&app, "/api-token-auth/", json!({"username": "drfuser", "password": PASSWORD})).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body["token"].as_str().unwrap().starts_with("sgt_"));
-    let (status, body) = post(&app, "/api-token-auth/", json!({"username": "drfuser", "password": "nope-nope-nope"})).await;
-    assert_eq!((status, body), (StatusCode::BAD_REQUEST, json!({"non_field_errors": ["Unable to log in with provided credentials."]})));
+    let (status, body) =
+        post(&app, "/api-token-auth/", json!({"username": "drfuser", "password": "nope-nope-nope"})).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::BAD_REQUEST, json!({"non_field_errors": ["Unable to log in with provided credentials."]}))
+    );
     let (status, body) = post(&app, "/api-token-auth/", json!({"password": "x"})).await;
     assert_eq!((status, body), (StatusCode::BAD_REQUEST, json!({"username": ["This field is required."]})));
 }

@@ -249,6 +249,20 @@ impl TestApp {
         signet::accounts::model::set_roles(&mut conn, user_id, &roles, self.clock_now()).expect("set roles");
     }
 
+    /// The service's own signing key (decrypted from the database with the
+    /// test master key) and its kid: lets attack tests make tokens that are
+    /// validly signed but wrong in every other way.
+    pub fn real_signing_key(&self) -> (jsonwebtoken::EncodingKey, String) {
+        use base64::Engine;
+        let master = base64::engine::general_purpose::STANDARD.decode(TEST_MASTER_KEY).unwrap();
+        let master = signet::keys::master::MasterKey::from_bytes(&master).unwrap();
+        let mut conn = self.conn();
+        let row = signet::keys::model::all(&mut conn).unwrap().into_iter().find(|k| k.state == "active").unwrap();
+        let pkcs8 = master.open(&row.kid, &row.private_key).unwrap();
+        let key = signet::keys::algorithms::encoding_key(row.algorithm.parse().unwrap(), &pkcs8).unwrap();
+        (key, row.kid)
+    }
+
     pub fn clock_now(&self) -> chrono::NaiveDateTime {
         use signet::clock::Clock;
         self.clock.now_db()

@@ -24,7 +24,10 @@ backend_tests!(
     a_missing_master_key_is_generated_only_for_a_fresh_database,
     jwks_has_an_etag,
     two_instances_agree_at_every_moment_of_a_rotation,
+    hs256_signs_with_the_configured_secret_and_publishes_nothing,
 );
+
+const HMAC_SECRET: &str = "aG1hYy1zZWNyZXQtZm9yLXNpZ25ldC10ZXN0cy0zMmJ5dGVzIQ==";
 
 fn kid_of(token: &str) -> String {
     jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
@@ -265,4 +268,34 @@ async fn two_instances_agree_at_every_moment_of_a_rotation(app: TestApp) {
         assert_eq!(peer.refresh(&refresh(&from_app)).await.status(), StatusCode::OK, "step {step}");
         assert_eq!(app.refresh(&refresh(&from_peer)).await.status(), StatusCode::OK, "step {step}");
     }
+}
+
+async fn hs256_signs_with_the_configured_secret_and_publishes_nothing(app: TestApp) {
+    app.register_ok("frank").await;
+    let es = app.login_ok("frank").await;
+    let es_kid = kid_of(&access(&es));
+    let app =
+        app.restart_with(&format!("[tokens]\nalgorithm = \"HS256\"\n[keys]\nhmac_secret = \"{HMAC_SECRET}\"")).await;
+    let hs = app.login_ok("frank").await;
+    assert_eq!(alg_of(&access(&hs)), jsonwebtoken::Algorithm::HS256);
+    let hs_kid = kid_of(&access(&hs));
+    assert_ne!(hs_kid, es_kid);
+    assert_eq!(me_status(&app, &access(&hs)).await, StatusCode::OK);
+    assert_eq!(app.refresh(&refresh(&hs)).await.status(), StatusCode::OK);
+    // The secret is never published; the retired ES256 key still is, and its tokens still verify.
+    let jwks: Value = app.get("/.well-known/jwks.json", None).await.json().await.unwrap();
+    assert!(!jwks.to_string().contains(&hs_kid));
+    assert!(jwks["keys"].as_array().unwrap().iter().all(|k| k["kty"] != "oct"));
+    assert_eq!(me_status(&app, &access(&es)).await, StatusCode::OK);
+    // A verifier with the secret accepts the token.
+    let mut keys = KeySet::default();
+    keys.insert_hmac_secret(&hs_kid, &base64_decode(HMAC_SECRET)).unwrap();
+    let verifier = Verifier::new(
+        keys,
+        Rules { issuer: "http://127.0.0.1:8080".into(), audience: "signet".into(), leeway_secs: 30 },
+    );
+    verifier.verify(&access(&hs)).unwrap();
+    // HS256 without a secret, or a short one, does not start.
+    let err = app.restart_failing("[tokens]\nalgorithm = \"HS256\"\n[keys]\nhmac_secret = \"c2hvcnQ=\"").await;
+    assert!(err.contains("hmac_secret"), "{err}");
 }

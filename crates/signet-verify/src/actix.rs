@@ -1,20 +1,28 @@
 //! actix-web integration: the [`Authenticated`] extractor and role guards.
 //!
-//! Register the verifier once with `App::app_data(web::Data::new(verifier))`,
-//! then take `Authenticated` (any valid access token) or `RequireRole<R>`
-//! (a valid token carrying role `R`) as a handler argument. Failures answer
-//! RFC 9457 problem documents with RFC 6750 `WWW-Authenticate` headers.
+//! Register the verifier once with `App::app_data(web::Data::from(verifier))`
+//! (the `Arc` of [`VerifierBuilder::build`](crate::VerifierBuilder::build); or
+//! `web::Data::new(Verifier::new(..))`), then take `Authenticated` (any valid
+//! access token) or `RequireRole<R>` (a valid token carrying any role of `R`)
+//! as a handler argument. Failures answer RFC 9457 problem documents with
+//! RFC 6750 `WWW-Authenticate` headers.
+//!
+//! Verification is synchronous and in memory; the only wait is for a token
+//! whose `kid` the remote key source is fetching right now (see
+//! [`Verifier::verify_or_wait`]), and it does not block the worker.
 
-use std::future::{ready, Ready};
+use std::future::Future;
 use std::marker::PhantomData;
 use std::ops::Deref;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 
-use crate::{AccessClaims, Verifier, VerifyError};
+use crate::{AccessClaims, KeysRefreshed, Verification, Verifier, VerifyError};
 
 /// The realm named in every `WWW-Authenticate` challenge.
 pub const REALM: &str = "signet";
@@ -48,9 +56,7 @@ impl AuthError {
 
     fn detail(&self) -> String {
         match self {
-            AuthError::MissingToken => {
-                "This route needs an Authorization: Bearer access token.".into()
-            }
+            AuthError::MissingToken => "This route needs an Authorization: Bearer access token.".into(),
             AuthError::InvalidToken(why) => format!("The access token was refused: {why}."),
             AuthError::InsufficientRole { required } => {
                 format!("This route needs the role {required}.")
@@ -63,12 +69,12 @@ impl AuthError {
     fn challenge(&self) -> Option<String> {
         match self {
             AuthError::MissingToken => Some(format!("Bearer realm=\"{REALM}\"")),
-            AuthError::InvalidToken(why) => Some(format!(
-                "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{why}\""
-            )),
-            AuthError::InsufficientRole { required } => Some(format!(
-                "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{required}\""
-            )),
+            AuthError::InvalidToken(why) => {
+                Some(format!("Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{why}\""))
+            }
+            AuthError::InsufficientRole { required } => {
+                Some(format!("Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{required}\""))
+            }
             AuthError::NotConfigured => None,
         }
     }
@@ -94,10 +100,7 @@ impl ResponseError for AuthError {
         });
         let mut response = HttpResponse::build(status);
         response.content_type("application/problem+json");
-        if let Some(challenge) = self
-            .challenge()
-            .and_then(|c| HeaderValue::from_str(&c).ok())
-        {
+        if let Some(challenge) = self.challenge().and_then(|c| HeaderValue::from_str(&c).ok()) {
             response.insert_header((header::WWW_AUTHENTICATE, challenge));
         }
         response.body(body.to_string())
@@ -110,9 +113,13 @@ pub fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, AuthError> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let value = value
-        .to_str()
-        .map_err(|_| AuthError::InvalidToken(VerifyError::Malformed))?;
+    // ASCII only, as `HeaderValue::to_str` demands (the HTTP parser has
+    // already refused control characters), but checked a word at a time:
+    // this runs on every protected request.
+    let value = Some(value.as_bytes())
+        .filter(|bytes| bytes.is_ascii())
+        .and_then(|bytes| std::str::from_utf8(bytes).ok())
+        .ok_or(AuthError::InvalidToken(VerifyError::Malformed))?;
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Ok(None);
@@ -120,12 +127,69 @@ pub fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, AuthError> {
     Ok(Some(rest.trim()))
 }
 
-fn authenticate(req: &HttpRequest) -> Result<AccessClaims, AuthError> {
-    let token = bearer_token(req)?.ok_or(AuthError::MissingToken)?;
-    let verifier = req
-        .app_data::<web::Data<Verifier>>()
-        .ok_or(AuthError::NotConfigured)?;
-    verifier.verify(token).map_err(AuthError::InvalidToken)
+/// Starts authenticating `req`: the claims, or a future that waits for a
+/// key refetch when the token names a `kid` the verifier is fetching.
+fn authenticate<T>(req: &HttpRequest, finish: fn(AccessClaims) -> Result<T, AuthError>) -> AuthFuture<T> {
+    let token = match bearer_token(req) {
+        Ok(Some(token)) => token,
+        Ok(None) => return AuthFuture::ready(Err(AuthError::MissingToken)),
+        Err(err) => return AuthFuture::ready(Err(err)),
+    };
+    let Some(verifier) = req.app_data::<web::Data<Verifier>>() else {
+        return AuthFuture::ready(Err(AuthError::NotConfigured));
+    };
+    match verifier.verify_or_wait(token) {
+        Verification::Done(result) => AuthFuture::ready(result.map_err(AuthError::InvalidToken).and_then(finish)),
+        Verification::WaitForKeys(refreshed) => AuthFuture {
+            state: State::Waiting { verifier: verifier.clone(), token: token.to_owned(), refreshed, finish },
+        },
+    }
+}
+
+/// The future of the extractors: ready at once, except when a token's `kid`
+/// is being fetched (then it waits for that fetch, without blocking the
+/// worker, and verifies once more).
+pub struct AuthFuture<T> {
+    state: State<T>,
+}
+
+enum State<T> {
+    Ready(Option<Result<T, AuthError>>),
+    Waiting {
+        verifier: web::Data<Verifier>,
+        token: String,
+        refreshed: KeysRefreshed,
+        finish: fn(AccessClaims) -> Result<T, AuthError>,
+    },
+}
+
+impl<T> AuthFuture<T> {
+    fn ready(result: Result<T, AuthError>) -> Self {
+        AuthFuture { state: State::Ready(Some(result)) }
+    }
+}
+
+impl<T> Unpin for AuthFuture<T> {}
+
+impl<T> Future for AuthFuture<T> {
+    type Output = Result<T, AuthError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.state {
+            State::Ready(result) => match result.take() {
+                Some(result) => Poll::Ready(result),
+                None => Poll::Ready(Err(AuthError::NotConfigured)),
+            },
+            State::Waiting { verifier, token, refreshed, finish } => match Pin::new(refreshed).poll(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(()) => {
+                    let result = verifier.verify(token).map_err(AuthError::InvalidToken).and_then(*finish);
+                    self.state = State::Ready(None);
+                    Poll::Ready(result)
+                }
+            },
+        }
+    }
 }
 
 /// A request with a valid access token; derefs to its claims.
@@ -141,10 +205,10 @@ impl Deref for Authenticated {
 
 impl FromRequest for Authenticated {
     type Error = AuthError;
-    type Future = Ready<Result<Self, AuthError>>;
+    type Future = AuthFuture<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        ready(authenticate(req).map(Authenticated))
+        authenticate(req, |claims| Ok(Authenticated(claims)))
     }
 }
 
@@ -169,21 +233,16 @@ impl<R: AnyOf> Deref for RequireRole<R> {
 
 impl<R: AnyOf> FromRequest for RequireRole<R> {
     type Error = AuthError;
-    type Future = Ready<Result<Self, AuthError>>;
+    type Future = AuthFuture<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        ready(authenticate(req).and_then(|claims| {
+        authenticate(req, |claims| {
             if claims.has_any_role(R::ROLES) {
-                Ok(RequireRole {
-                    claims,
-                    _roles: PhantomData,
-                })
+                Ok(RequireRole { claims, _roles: PhantomData })
             } else {
-                Err(AuthError::InsufficientRole {
-                    required: R::ROLES.join(" "),
-                })
+                Err(AuthError::InsufficientRole { required: R::ROLES.join(" ") })
             }
-        }))
+        })
     }
 }
 

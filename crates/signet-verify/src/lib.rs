@@ -7,19 +7,55 @@
 //! databases or passwords, so any service can use it; signet uses it for its own
 //! routes too, so there is exactly one verification path.
 //!
+//! Keys come from signet's JWKS over HTTP (feature `remote`: a JWKS URL or
+//! OpenID discovery from the issuer, refreshed in the background, refetched on
+//! an unknown `kid` within a rate limit), from a static JWKS document or PEM
+//! key, or from the embedding process ([`Verifier::set_keys`]). Successful
+//! verifications are cached by the SHA-256 of the whole token until the
+//! token expires (bounded, [`VerifierBuilder::cache_capacity`]).
+//!
+//! ```no_run
+//! # #[cfg(feature = "remote")]
+//! # fn main() -> Result<(), signet_verify::BuildError> {
+//! use signet_verify::{Rules, Verifier};
+//!
+//! let verifier = Verifier::builder(Rules::new("https://id.example.com", "signet"))
+//!     .discover() // keys from https://id.example.com/.well-known/openid-configuration
+//!     .build()?;
+//! # let token = "";
+//! match verifier.verify(token) {
+//!     Ok(claims) => println!("{} has roles {:?}", claims.sub, claims.roles),
+//!     Err(why) => println!("refused: {why}"),
+//! }
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "remote"))]
+//! # fn main() {}
+//! ```
+//!
 //! With the `actix` feature, [`actix::Authenticated`] is an actix-web extractor
 //! and [`actix::RequireRole`] a role guard.
 
+mod cache;
 mod claims;
 mod keys;
+mod refresh;
 mod verifier;
 
 #[cfg(feature = "actix")]
 pub mod actix;
+#[cfg(feature = "remote")]
+pub mod remote;
 
 pub use claims::{AccessClaims, Audience};
 pub use keys::{KeyError, KeySet};
-pub use verifier::{Rules, TimeBound, Verifier, VerifyError, ACCESS_TOKEN_TYPE, MAX_TOKEN_BYTES};
+pub use refresh::{FetchError, FetchJwks, Fetched, KeySourceStats, KeysRefreshed, RefreshPolicy};
+pub use verifier::{
+    BuildError, Clock, Rules, TimeBound, Verification, Verifier, VerifierBuilder, VerifyError, ACCESS_TOKEN_TYPE,
+    DEFAULT_CACHE_CAPACITY, DEFAULT_LEEWAY_SECS, MAX_TOKEN_BYTES,
+};
 
-/// Re-exported so users can build JWKS documents without naming jsonwebtoken.
+/// Re-exported so users can name algorithms and build JWKS documents without
+/// depending on jsonwebtoken.
 pub use jsonwebtoken::jwk::{Jwk, JwkSet};
+pub use jsonwebtoken::Algorithm;

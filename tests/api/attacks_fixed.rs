@@ -1,7 +1,7 @@
-//! Attacks the service does not reject yet, kept out of `main.rs` until the
-//! fixes land; then add `mod attacks_pending;` to `main.rs` (or fold these
-//! into `attacks.rs`). Both tokens are signed with the service's own key, so
-//! neither is forgeable by an outsider: they are strictness gaps, not bypasses.
+//! Two attacks the first version accepted, found by the attack suite and the
+//! fuzzer and fixed since: `nbf` on refresh tokens, and invalid UTF-8 in a
+//! claim the verifier does not read. Both tokens are signed with the
+//! service's own key: they were strictness gaps, not bypasses.
 
 use crate::attacks::{json_bytes, nbf_attacks, run, splice, with, Attack, Path, MARK, NOT_UTF8};
 use crate::backend_tests;

@@ -1,0 +1,153 @@
+//! A microservice that trusts signet's access tokens, without calling signet
+//! per request: keys come from signet's JWKS (found by discovery from the
+//! issuer URL), refreshed in the background; verified tokens are cached.
+//!
+//! ```sh
+//! SIGNET_ISSUER=http://127.0.0.1:8080 \
+//!   cargo run -p signet-verify --features actix,remote --example microservice
+//! ```
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `SIGNET_ISSUER` | `http://127.0.0.1:8080` | expected `iss`; discovery at `{issuer}/.well-known/openid-configuration` |
+//! | `SIGNET_AUDIENCE` | `signet` | expected `aud` |
+//! | `SIGNET_JWKS_URL` | (discovery) | fetch the JWKS here instead of discovering it |
+//! | `VERIFY_CACHE_SIZE` | `10000` | verified tokens remembered; `0` turns the cache off |
+//! | `VERIFY_REFETCH_SECS` | `10` | at most one refetch for unknown `kid`s per this many seconds |
+//! | `BIND` | `127.0.0.1:8081` | listen address |
+//! | `WORKERS` | `0` (= cores) | actix workers |
+//!
+//! Routes: `GET /public` (no auth), `GET /user` (any valid token: its `sub`
+//! and `roles`), `GET /admin` (role `admin`; 403 otherwise).
+//!
+//! signet's integration tests compile this very file (`tests/api/interop.rs`)
+//! and serve [`routes`] with [`verifier_builder`] (plus signet's test clock),
+//! so what is tested is what runs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use serde::Serialize;
+use signet_verify::actix::{Authenticated, RequireRole};
+use signet_verify::{BuildError, RefreshPolicy, Rules, Verifier, VerifierBuilder, DEFAULT_CACHE_CAPACITY};
+
+signet_verify::roles!(Admin = "admin");
+
+/// The microservice's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub issuer: String,
+    pub audience: String,
+    pub jwks_url: Option<String>,
+    pub cache_size: usize,
+    pub refetch_interval: Duration,
+    pub bind: String,
+    pub workers: usize,
+}
+
+impl Config {
+    /// Defaults for a signet on its default address.
+    pub fn new(issuer: impl Into<String>) -> Config {
+        Config {
+            issuer: issuer.into(),
+            audience: "signet".to_owned(),
+            jwks_url: None,
+            cache_size: DEFAULT_CACHE_CAPACITY,
+            refetch_interval: RefreshPolicy::default().unknown_kid_interval,
+            bind: "127.0.0.1:8081".to_owned(),
+            workers: 0,
+        }
+    }
+
+    /// From the environment (see the table above).
+    pub fn from_env() -> Result<Config, String> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let number = |name: &str| -> Result<Option<u64>, String> {
+            var(name).map(|v| v.parse::<u64>().map_err(|_| format!("{name}={v}: not a number"))).transpose()
+        };
+        let mut config = Config::new(var("SIGNET_ISSUER").unwrap_or("http://127.0.0.1:8080".into()));
+        if let Some(audience) = var("SIGNET_AUDIENCE") {
+            config.audience = audience;
+        }
+        config.jwks_url = var("SIGNET_JWKS_URL");
+        if let Some(size) = number("VERIFY_CACHE_SIZE")? {
+            config.cache_size = usize::try_from(size).map_err(|e| e.to_string())?;
+        }
+        if let Some(secs) = number("VERIFY_REFETCH_SECS")? {
+            config.refetch_interval = Duration::from_secs(secs);
+        }
+        if let Some(bind) = var("BIND") {
+            config.bind = bind;
+        }
+        if let Some(workers) = number("WORKERS")? {
+            config.workers = usize::try_from(workers).map_err(|e| e.to_string())?;
+        }
+        Ok(config)
+    }
+}
+
+/// The verifier: signet's keys by discovery (or the JWKS URL), kept fresh.
+pub fn verifier(config: &Config) -> Result<Arc<Verifier>, BuildError> {
+    verifier_builder(config).build()
+}
+
+/// [`verifier`] before `build()` (tests add their clock).
+pub fn verifier_builder(config: &Config) -> VerifierBuilder {
+    let builder = Verifier::builder(Rules::new(&config.issuer, &config.audience))
+        .cache_capacity(config.cache_size)
+        .refresh_policy(RefreshPolicy { unknown_kid_interval: config.refetch_interval, ..RefreshPolicy::default() });
+    match &config.jwks_url {
+        Some(url) => builder.jwks_url(url),
+        None => builder.discover(),
+    }
+}
+
+/// The routes; the app needs `web::Data<Verifier>` (see `main`).
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/public", web::get().to(public))
+        .route("/user", web::get().to(user))
+        .route("/admin", web::get().to(admin));
+}
+
+/// Response bodies, serialized straight from borrowed fields.
+#[derive(Serialize)]
+struct Greeting<'a> {
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct Caller<'a> {
+    sub: &'a str,
+    roles: &'a [String],
+}
+
+async fn public() -> HttpResponse {
+    HttpResponse::Ok().json(Greeting { message: "hello, whoever you are" })
+}
+
+async fn user(user: Authenticated) -> HttpResponse {
+    HttpResponse::Ok().json(Caller { sub: &user.sub, roles: &user.roles })
+}
+
+async fn admin(admin: RequireRole<Admin>) -> HttpResponse {
+    HttpResponse::Ok().json(Caller { sub: &admin.sub, roles: &admin.roles })
+}
+
+#[actix_web::main]
+async fn main() -> std::io::Result<()> {
+    env_logger::init_from_env(env_logger::Env::default().default_filter_or("info"));
+    let config = Config::from_env().map_err(std::io::Error::other)?;
+    let verifier = web::Data::from(verifier(&config).map_err(std::io::Error::other)?);
+    log::info!(
+        "microservice on http://{} trusting {} (cache {} tokens)",
+        config.bind,
+        config.issuer,
+        config.cache_size
+    );
+    let mut server = HttpServer::new(move || App::new().app_data(verifier.clone()).configure(routes));
+    if config.workers > 0 {
+        server = server.workers(config.workers);
+    }
+    server.bind(&config.bind)?.run().await
+}
