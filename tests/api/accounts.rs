@@ -99,15 +99,7 @@ async fn unknown_user_and_wrong_password_look_the_same(app: TestApp) {
 async fn disabled_account_is_told_only_after_the_right_password(app: TestApp) {
     let user = app.register_ok("grace").await;
     let admin = app.admin_token("root").await;
-    let res = app
-        .client
-        .patch(app.url(&format!("/v1/admin/users/{}", user["id"].as_str().unwrap())))
-        .bearer_auth(&admin)
-        .json(&json!({"disabled": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    app.disable_user(&admin, user["id"].as_str().unwrap()).await;
     assert_problem(app.login("grace", "wrong-password-here").await, 401, "invalid_credentials").await;
     assert_problem(app.login("grace", PASSWORD).await, 403, "account_disabled").await;
 }

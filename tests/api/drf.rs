@@ -111,15 +111,7 @@ async fn expired_api_tokens_and_disabled_users_are_refused(app: TestApp) {
     let created: Value = create_token(&app, &access, json!({"name": "x"})).await.json().await.unwrap();
     let secret = created["token"].as_str().unwrap().to_owned();
     let admin = app.admin_token("root").await;
-    let res = app
-        .client
-        .patch(app.url(&format!("/v1/admin/users/{}", user["id"].as_str().unwrap())))
-        .bearer_auth(&admin)
-        .json(&json!({"disabled": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    app.disable_user(&admin, user["id"].as_str().unwrap()).await;
     assert_problem(with_token(&app, reqwest::Method::GET, "/v1/auth/me", &secret).await, 401, "invalid_token").await;
 }
 

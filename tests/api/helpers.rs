@@ -243,6 +243,19 @@ impl TestApp {
         self.login_ok(username).await["access_token"].as_str().expect("token").to_owned()
     }
 
+    /// PATCHes `disabled: true` as an admin; asserts it worked.
+    pub async fn disable_user(&self, admin_token: &str, user_id: &str) {
+        let res = self
+            .client
+            .patch(self.url(&format!("/v1/admin/users/{user_id}")))
+            .bearer_auth(admin_token)
+            .json(&json!({"disabled": true}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), StatusCode::OK, "disable {user_id}");
+    }
+
     pub fn set_roles_directly(&self, user_id: &str, roles: &[&str]) {
         let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
         let mut conn = self.conn();
