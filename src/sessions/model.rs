@@ -53,16 +53,20 @@ pub fn find_refresh_token(conn: &mut DbConnection, jti: &str) -> QueryResult<Opt
 /// Marks a refresh token used if, and only if, it is unused, unexpired and its
 /// session is live. Exactly one of any number of concurrent callers gets 1.
 pub fn claim_refresh_token(conn: &mut DbConnection, jti: &str, now: NaiveDateTime) -> QueryResult<usize> {
-    let live_sessions = sessions::table
-        .filter(sessions::revoked_at.is_null())
-        .filter(sessions::expires_at.gt(now))
-        .select(sessions::id);
+    // A correlated EXISTS probes the sessions primary key; `IN (SELECT ...)`
+    // made SQLite list every live session on each refresh, under the write lock.
+    let session_live = diesel::dsl::exists(
+        sessions::table
+            .filter(sessions::id.eq(refresh_tokens::session_id))
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::expires_at.gt(now)),
+    );
     diesel::update(
         refresh_tokens::table
             .filter(refresh_tokens::jti.eq(jti))
             .filter(refresh_tokens::used_at.is_null())
             .filter(refresh_tokens::expires_at.gt(now))
-            .filter(refresh_tokens::session_id.eq_any(live_sessions)),
+            .filter(session_live),
     )
     .set(refresh_tokens::used_at.eq(now))
     .execute(conn)
@@ -102,15 +106,19 @@ pub fn revoke_user_sessions(
 /// Sessions that can still refresh: not revoked, before their absolute end,
 /// and holding an unused, unexpired refresh token. Newest first.
 pub fn live_sessions(conn: &mut DbConnection, user_id: &str, now: NaiveDateTime) -> QueryResult<Vec<Session>> {
-    let with_live_token = refresh_tokens::table
-        .filter(refresh_tokens::used_at.is_null())
-        .filter(refresh_tokens::expires_at.gt(now))
-        .select(refresh_tokens::session_id);
+    // Correlated, so each session probes its own tokens (index on session_id)
+    // instead of listing every live refresh token of every user.
+    let with_live_token = diesel::dsl::exists(
+        refresh_tokens::table
+            .filter(refresh_tokens::session_id.eq(sessions::id))
+            .filter(refresh_tokens::used_at.is_null())
+            .filter(refresh_tokens::expires_at.gt(now)),
+    );
     sessions::table
         .filter(sessions::user_id.eq(user_id))
         .filter(sessions::revoked_at.is_null())
         .filter(sessions::expires_at.gt(now))
-        .filter(sessions::id.eq_any(with_live_token))
+        .filter(with_live_token)
         .order((sessions::created_at.desc(), sessions::id.asc()))
         .select(Session::as_select())
         .load(conn)
