@@ -7,36 +7,23 @@
 pub mod drf;
 pub mod simplejwt;
 
-use actix_web::http::header;
 use actix_web::{web, HttpRequest};
-use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
+
+use crate::error::ApiError;
+use crate::http::{content_type_essence, describe_json_error, read_body};
 
 /// DRF's parsers: a JSON object or a URL-encoded form, as string fields.
 /// Returns DRF's 400 body when the body is neither.
-pub async fn read_fields(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<Map<String, Value>, Value> {
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| json!({"detail": "Malformed request."}))?;
-        if body.len() + chunk.len() > limit {
-            return Err(json!({"detail": "Request body too large."}));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
-        .unwrap_or_default();
+pub async fn read_fields(req: &HttpRequest, payload: web::Payload, limit: usize) -> Result<Map<String, Value>, Value> {
+    let body = read_body(payload, limit).await.map_err(|err| match err {
+        ApiError::PayloadTooLarge => json!({"detail": "Request body too large."}),
+        _ => json!({"detail": "Malformed request."}),
+    })?;
     if body.is_empty() {
         return Ok(Map::new());
     }
-    if content_type == "application/x-www-form-urlencoded" {
+    if content_type_essence(req) == "application/x-www-form-urlencoded" {
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_bytes(&body).map_err(|_| json!({"detail": "Malformed request."}))?;
         return Ok(pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect());
@@ -44,7 +31,7 @@ pub async fn read_fields(
     match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(json!({"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]})),
-        Err(err) => Err(json!({"detail": format!("JSON parse error - {}", err.classify_message())})),
+        Err(err) => Err(json!({"detail": format!("JSON parse error - {}", describe_json_error(&err))})),
     }
 }
 
@@ -71,19 +58,5 @@ pub fn required_strings(fields: &Map<String, Value>, names: &[&str]) -> Result<V
         Ok(values)
     } else {
         Err(Value::Object(errors))
-    }
-}
-
-trait ClassifyMessage {
-    fn classify_message(&self) -> &'static str;
-}
-
-impl ClassifyMessage for serde_json::Error {
-    fn classify_message(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Eof => "unexpected end of input",
-            serde_json::error::Category::Syntax => "invalid syntax",
-            serde_json::error::Category::Data | serde_json::error::Category::Io => "invalid data",
-        }
     }
 }

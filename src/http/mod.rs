@@ -118,7 +118,7 @@ fn json_error(err: JsonPayloadError) -> ApiError {
 
 /// serde's messages can quote the offending value (a password sent as a
 /// number, say); keep only the ones that name a field.
-fn describe_json_error(err: &serde_json::Error) -> String {
+pub fn describe_json_error(err: &serde_json::Error) -> String {
     let message = err.to_string();
     if message.starts_with("missing field") || message.starts_with("unknown field") {
         return format!("Invalid JSON body: {message}.");
@@ -222,13 +222,9 @@ fn demo_asset(state: &AppState, content_type: &str, body: &'static str) -> Resul
         .body(body))
 }
 
-/// A JSON body that may be absent (empty): `None` then. Otherwise the same
-/// rules and problem documents as `web::Json` (415, 413, 400).
-pub async fn optional_json<T: serde::de::DeserializeOwned>(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<Option<T>, ApiError> {
+/// Reads a whole request body, refusing more than `limit` bytes (413).
+/// For handlers that take the raw `web::Payload` instead of `web::Json`.
+pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
     use futures_util::StreamExt;
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
@@ -238,16 +234,31 @@ pub async fn optional_json<T: serde::de::DeserializeOwned>(
         }
         body.extend_from_slice(&chunk);
     }
-    if body.is_empty() {
-        return Ok(None);
-    }
-    let is_json = req
-        .headers()
+    Ok(body)
+}
+
+/// The media type of the body, lower case, without parameters ("" if none).
+pub fn content_type_essence(req: &HttpRequest) -> String {
+    req.headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
-        .is_some_and(|essence| essence == "application/json" || essence.ends_with("+json"));
-    if !is_json {
+        .unwrap_or_default()
+}
+
+/// A JSON body that may be absent (empty): `None` then. Otherwise the same
+/// rules and problem documents as `web::Json` (415, 413, 400).
+pub async fn optional_json<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<Option<T>, ApiError> {
+    let body = read_body(payload, limit).await?;
+    if body.is_empty() {
+        return Ok(None);
+    }
+    let essence = content_type_essence(req);
+    if !(essence == "application/json" || essence.ends_with("+json")) {
         return Err(ApiError::UnsupportedMediaType);
     }
     serde_json::from_slice(&body).map(Some).map_err(|err| ApiError::MalformedRequest(describe_json_error(&err)))

@@ -248,6 +248,22 @@ async fn simplejwt_routes_speak_simplejwt(app: TestApp) {
     assert_eq!((status, body), (StatusCode::UNAUTHORIZED, invalid));
     let (status, body) = post(&app, "/api/token/refresh/", json!({})).await;
     assert_eq!((status, body), (StatusCode::BAD_REQUEST, json!({"refresh": ["This field is required."]})));
+
+    // Bodies DRF's parsers would refuse get DRF's 400 shapes, never a 5xx.
+    let raw = |body: String| {
+        app.client.post(app.url("/api/token/")).header("content-type", "application/json").body(body).send()
+    };
+    let res = raw("{".into()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.json::<Value>().await.unwrap()["detail"].as_str().unwrap().starts_with("JSON parse error"));
+    let res = raw("[1]".into()).await.unwrap();
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["non_field_errors"][0],
+        "Invalid data. Expected a dictionary, but got list."
+    );
+    let res = raw(format!("{{\"username\": \"{}\"}}", "x".repeat(20_000))).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(res.json::<Value>().await.unwrap(), json!({"detail": "Request body too large."}));
 }
 
 async fn simplejwt_routes_are_off_by_default(app: TestApp) {
