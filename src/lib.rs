@@ -62,7 +62,6 @@ impl Application {
             .context("cannot load the signing keys")?;
         let keys = Arc::new(keys);
         keys.spawn_background();
-        let verifier = keys.verifier();
 
         let hasher = PasswordHasher::new(settings.passwords.bcrypt_cost);
 
@@ -77,7 +76,6 @@ impl Application {
                 min_strength: settings.passwords.min_strength,
             },
             dummy_hash: Arc::default(),
-            verifier,
             throttle: ThrottlePolicy::from_settings(&settings.throttle),
             rate_limits: RateLimits::from_settings(&settings.throttle),
         });

@@ -29,16 +29,15 @@ pub struct AppState {
     /// it so their login costs the same bcrypt time as a wrong password.
     /// Computed in the background at start-up so the service answers at once.
     pub dummy_hash: Arc<OnceLock<String>>,
-    /// The same verifier the `Authenticated` extractor uses (one path).
-    pub verifier: web::Data<Verifier>,
     pub throttle: ThrottlePolicy,
     /// None when `throttle.enabled` is off.
     pub rate_limits: Option<RateLimits>,
 }
 
 impl AppState {
+    /// The same verifier the `Authenticated` extractor uses (one path).
     pub fn verifier(&self) -> &Verifier {
-        &self.verifier
+        self.keys.verifier()
     }
 
     /// The client's IP (peer, or X-Forwarded-For from a trusted proxy).

@@ -93,10 +93,7 @@ pub async fn refresh(state: web::Data<AppState>, req: HttpRequest, payload: web:
         Ok(values) => values,
         Err(response) => return response,
     };
-    if let Err(err) = state.rate_limit(crate::http::rate_limit::Endpoint::Refresh, &req) {
-        return drf_error(err, token_not_valid());
-    }
-    match flows::rotate(&state, &values[0]).await {
+    match flows::rotate(&state, &req, &values[0]).await {
         Ok(minted) => pair(minted),
         Err(err) => drf_error(err, token_not_valid()),
     }

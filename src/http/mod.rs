@@ -291,7 +291,7 @@ pub fn app(
         .app_data(payload)
         .app_data(query)
         .app_data(path)
-        .app_data(state.verifier.clone())
+        .app_data(state.keys.verifier().clone())
         .app_data(state)
         .configure(routes)
         .default_service(web::to(not_found))

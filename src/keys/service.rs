@@ -172,8 +172,9 @@ impl KeyService {
         algorithms
     }
 
-    pub fn verifier(&self) -> web::Data<Verifier> {
-        self.verifier.clone()
+    /// The verifier of signet's own routes, kept in step with the keys.
+    pub fn verifier(&self) -> &web::Data<Verifier> {
+        &self.verifier
     }
 
     pub fn master(&self) -> &MasterKey {

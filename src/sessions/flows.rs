@@ -89,8 +89,10 @@ pub async fn start_session(state: &AppState, req: &HttpRequest, user: User) -> R
     state.db(move |conn| service::start_session(conn, &settings.tokens, &signer, &user, client, now)).await
 }
 
-/// Rotates a refresh token (reuse detection and grace included).
-pub async fn rotate(state: &AppState, token: &str) -> Result<Minted, ApiError> {
+/// Rotates a refresh token (reuse detection and grace included), within the
+/// client IP's refresh budget.
+pub async fn rotate(state: &AppState, req: &HttpRequest, token: &str) -> Result<Minted, ApiError> {
+    state.rate_limit(Endpoint::Refresh, req)?;
     let claims = verified_refresh_claims(state, token).await?;
     let settings = state.settings.clone();
     let now = state.clock.now_db();

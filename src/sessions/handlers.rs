@@ -9,7 +9,6 @@ use super::cookie;
 use super::model::revoke_user_sessions;
 use super::{flows, service};
 use crate::error::{ApiError, FieldError};
-use crate::http::rate_limit::Endpoint;
 use crate::http::{csrf, optional_json};
 use crate::state::AppState;
 use crate::tokens::TokenPair;
@@ -84,9 +83,8 @@ pub async fn refresh(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    state.rate_limit(Endpoint::Refresh, &req)?;
     let (token, delivery) = presented_refresh_token(&state, &req, payload).await?;
-    let minted = flows::rotate(&state, &token).await?;
+    let minted = flows::rotate(&state, &req, &token).await?;
     Ok(token_response(minted.pair, delivery, &state))
 }
 
