@@ -23,6 +23,8 @@ fn claims() -> AccessClaims {
         sid: "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d".into(),
         roles: vec!["user".into()],
         preferred_username: Some("alice".into()),
+        amr: Vec::new(),
+        status: None,
     }
 }
 

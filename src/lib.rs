@@ -14,6 +14,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod keys;
+pub mod roles;
 pub mod sessions;
 pub mod state;
 pub mod tokens;

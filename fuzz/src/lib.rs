@@ -50,6 +50,8 @@ pub fn keyed() -> &'static Keyed {
             sid: "s".into(),
             roles: vec!["user".into()],
             preferred_username: None,
+            amr: Vec::new(),
+            status: None,
         };
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(KID.into());

@@ -43,8 +43,8 @@ use super::service::DEFAULT_ROLE;
 use crate::db::DbConnection;
 use crate::error::is_unique_violation;
 
-pub const SUPERUSER_ROLE: &str = "admin";
-pub const STAFF_ROLE: &str = "staff";
+pub const SUPERUSER_ROLE: &str = crate::roles::ADMIN;
+pub const STAFF_ROLE: &str = crate::roles::STAFF;
 /// Separates group names in the CSV `groups` column.
 pub const CSV_GROUP_SEPARATOR: char = '|';
 

@@ -9,7 +9,7 @@ use super::rules::{check_email, check_roles, check_username, username_key};
 use crate::db::DbConnection;
 use crate::error::{is_unique_violation, ApiError};
 
-pub const DEFAULT_ROLE: &str = "user";
+pub const DEFAULT_ROLE: &str = crate::roles::USER;
 
 /// A new account's fields, checked but not yet stored.
 pub struct Registration {

@@ -7,10 +7,9 @@ use uuid::Uuid;
 use crate::accounts::model::{self as users, UserView};
 use crate::accounts::rules::{check_email, check_roles};
 use crate::error::ApiError;
+pub use crate::roles::Admin;
 use crate::sessions::model::revoke_user_sessions;
 use crate::state::AppState;
-
-signet_verify::roles!(Admin = "admin");
 
 const DEFAULT_PAGE: i64 = 50;
 const MAX_PAGE: i64 = 200;

@@ -134,6 +134,8 @@ pub fn mint_access(
         sid: subject.session_id.to_owned(),
         roles: subject.roles.clone(),
         preferred_username: Some(subject.username.to_owned()),
+        amr: Vec::new(),
+        status: None,
     };
     Ok((encode(&header(key, signet_verify::ACCESS_TOKEN_TYPE), &access, &key.encoding)?, expires_at))
 }

@@ -598,6 +598,8 @@ fn access_claims() -> AccessClaims {
         sid: "s-1".into(),
         roles: vec!["user".into()],
         preferred_username: Some("alice".into()),
+        amr: Vec::new(),
+        status: None,
     }
 }
 

@@ -214,6 +214,8 @@ mod tests {
             sid: "s".into(),
             roles: vec!["user".into()],
             preferred_username: None,
+            amr: Vec::new(),
+            status: None,
         })
     }
 

@@ -36,6 +36,32 @@ pub struct AccessClaims {
     pub roles: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preferred_username: Option<String>,
+    /// How the user authenticated (RFC 8176): `["pwd"]` for a password login
+    /// and its refreshes. Derived credentials (API-token exchange, client
+    /// credentials, token exchange) carry none, so routes that mint
+    /// credentials can refuse them (see [`AccessClaims::is_password_login`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    /// Where this token's revocation status is published (IETF Token Status
+    /// List): a list URI and an index in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+}
+
+/// The RFC 8176 `amr` value of a password login.
+pub const AMR_PASSWORD: &str = "pwd";
+
+/// The `status` claim of draft-ietf-oauth-status-list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub status_list: StatusListRef,
+}
+
+/// One token's place in a status list: bit(s) `idx` of the list at `uri`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusListRef {
+    pub idx: u64,
+    pub uri: String,
 }
 
 impl AccessClaims {
@@ -45,5 +71,11 @@ impl AccessClaims {
 
     pub fn has_any_role(&self, roles: &[&str]) -> bool {
         roles.iter().any(|role| self.has_role(role))
+    }
+
+    /// Whether the token came from a password login (or a refresh of one),
+    /// as opposed to a derived credential.
+    pub fn is_password_login(&self) -> bool {
+        self.amr.iter().any(|m| m == AMR_PASSWORD)
     }
 }

@@ -47,7 +47,7 @@ pub mod actix;
 #[cfg(feature = "remote")]
 pub mod remote;
 
-pub use claims::{AccessClaims, Audience};
+pub use claims::{AccessClaims, Audience, Status, StatusListRef, AMR_PASSWORD};
 pub use keys::{KeyError, KeySet};
 pub use refresh::{FetchError, FetchJwks, Fetched, KeySourceStats, KeysRefreshed, RefreshPolicy};
 pub use verifier::{

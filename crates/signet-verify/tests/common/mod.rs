@@ -106,6 +106,8 @@ pub fn claims(now: i64, roles: &[&str]) -> AccessClaims {
         sid: "session-1".to_owned(),
         roles: roles.iter().map(|r| r.to_string()).collect(),
         preferred_username: Some("alice".to_owned()),
+        amr: Vec::new(),
+        status: None,
     }
 }
 
