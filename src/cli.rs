@@ -9,13 +9,13 @@ use anyhow::{anyhow, bail, Context};
 use base64::Engine;
 use clap::{Parser, Subcommand};
 
+use secrecy::{ExposeSecret, SecretString};
+
 use crate::accounts::password::{PasswordHasher, PasswordPolicy};
-use crate::accounts::rules::{check_roles, username_key};
-use crate::accounts::{import, model as users, service};
+use crate::accounts::{self, import};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::db::{self, DbConnection};
-use crate::error::ApiError;
 use crate::keys;
 use crate::keys::master::MasterKey;
 use crate::keys::rotation::{Activation, Schedule};
@@ -116,20 +116,26 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Users(UsersCommand::Create { username, roles, email, password_stdin }) => {
             let (password, generated) =
                 if password_stdin { (read_password_line()?, false) } else { (generate_password()?, true) };
-            let mut all_roles = vec![service::DEFAULT_ROLE.to_owned()];
-            all_roles.extend(roles);
             let policy = PasswordPolicy {
                 min_length: settings.passwords.min_length,
                 min_strength: settings.passwords.min_strength,
             };
-            let registration = service::check_registration(&policy, &username, email.as_deref(), &all_roles, &password)
-                .map_err(describe)?;
-            let hash = PasswordHasher::new(settings.passwords.bcrypt_cost).hash(&password)?;
+            let hasher = PasswordHasher::new(settings.passwords.bcrypt_cost);
             let mut conn = open(&settings)?;
-            let user = service::insert_user(&mut conn, &registration, &hash, SystemClock.now_db()).map_err(describe)?;
+            let now = SystemClock.now_db();
+            let user = accounts::commands::create_user(
+                &mut conn,
+                &hasher,
+                &policy,
+                &username,
+                email.as_deref(),
+                roles,
+                password.expose_secret(),
+                now,
+            )?;
             println!("created user {} ({}) with roles {}", user.username, user.id, user.role_list().join(", "));
             if generated {
-                println!("password: {password}");
+                println!("password: {}", password.expose_secret());
             }
             Ok(())
         }
@@ -149,11 +155,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys(command) => keys_command(&settings, command),
         Command::Users(UsersCommand::SetRoles { username, roles }) => {
-            let roles = check_roles(&roles).map_err(|e| anyhow!("{}: {}", e.field, e.message))?;
             let mut conn = open(&settings)?;
-            let user = users::find_by_username_key(&mut conn, &username_key(&username))?
-                .ok_or_else(|| anyhow!("no user named {username}"))?;
-            users::set_roles(&mut conn, &user.id, &roles, SystemClock.now_db())?;
+            let (user, roles) = accounts::commands::set_roles(&mut conn, &username, &roles, SystemClock.now_db())?;
             println!("{} now has roles {}", user.username, roles.join(", "));
             Ok(())
         }
@@ -222,26 +225,16 @@ fn open(settings: &Settings) -> anyhow::Result<DbConnection> {
     Ok(conn)
 }
 
-fn read_password_line() -> anyhow::Result<String> {
+fn read_password_line() -> anyhow::Result<SecretString> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
     let password = line.strip_suffix('\n').unwrap_or(&line);
-    Ok(password.strip_suffix('\r').unwrap_or(password).to_owned())
+    Ok(password.strip_suffix('\r').unwrap_or(password).into())
 }
 
 /// 144 random bits, URL-safe base64.
-fn generate_password() -> anyhow::Result<String> {
+fn generate_password() -> anyhow::Result<SecretString> {
     let mut bytes = [0u8; 18];
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| anyhow!("no randomness available"))?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-}
-
-fn describe(err: ApiError) -> anyhow::Error {
-    match err {
-        ApiError::ValidationFailed(errors) | ApiError::WeakPassword(errors) => {
-            anyhow!("{}", errors.iter().map(|e| format!("{} {}", e.field, e.message)).collect::<Vec<_>>().join("; "))
-        }
-        ApiError::UsernameTaken => anyhow!("that username is taken"),
-        other => anyhow!("{other}"),
-    }
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes).into())
 }

@@ -1,5 +1,6 @@
-//! The one error type at the HTTP boundary, rendered as RFC 9457 problem
-//! documents with the stable `code`s of API.md.
+//! The one error type of the domains and the faces, with the stable `code`s
+//! of API.md. It knows no HTTP: the HTTP face renders it as an RFC 9457
+//! problem document (`http::problem`), the CLI as a message.
 //!
 //! Policy:
 //! - diesel `NotFound` → 404 `not_found`.
@@ -11,12 +12,8 @@
 //! - anything unexpected → 500 with an opaque body; the cause chain goes to the
 //!   log only. Database text, key material and tokens never reach a client.
 
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::Serialize;
-use serde_json::json;
 
 /// One broken field rule, reported in `errors`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -73,9 +70,6 @@ pub enum ApiError {
     Internal(anyhow::Error),
 }
 
-/// Seconds a client should wait before retrying a 503.
-const RETRY_AFTER_SECS: &str = "5";
-
 impl ApiError {
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
         ApiError::Internal(err.into())
@@ -105,7 +99,7 @@ impl ApiError {
         }
     }
 
-    fn detail(&self) -> String {
+    pub fn detail(&self) -> String {
         match self {
             ApiError::MalformedRequest(why) => why.clone(),
             ApiError::ValidationFailed(_) => "Some fields break a rule; see errors.".into(),
@@ -137,85 +131,12 @@ impl ApiError {
         }
     }
 
-    fn field_errors(&self) -> Option<&[FieldError]> {
+    pub fn field_errors(&self) -> Option<&[FieldError]> {
         match self {
             ApiError::ValidationFailed(errors) | ApiError::WeakPassword(errors) => Some(errors),
             _ => None,
         }
     }
-}
-
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::MalformedRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::ValidationFailed(_) | ApiError::WeakPassword(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::InvalidCredentials | ApiError::InvalidRefreshToken | ApiError::RefreshTokenReused => {
-                StatusCode::UNAUTHORIZED
-            }
-            ApiError::AccountDisabled | ApiError::RegistrationClosed => StatusCode::FORBIDDEN,
-            ApiError::UsernameTaken => StatusCode::CONFLICT,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::CsrfRejected => StatusCode::FORBIDDEN,
-            ApiError::InvalidApiToken => StatusCode::UNAUTHORIZED,
-            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::RequestHeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        match self {
-            ApiError::Internal(cause) => log::error!("internal error: {cause:#}"),
-            ApiError::Unavailable(cause) => log::warn!("database unavailable: {cause}"),
-            _ => {}
-        }
-        let mut response = problem_builder(self.status_code());
-        match self {
-            ApiError::InvalidCredentials | ApiError::InvalidRefreshToken | ApiError::RefreshTokenReused => {
-                response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"signet\"")));
-            }
-            ApiError::Unavailable(_) => {
-                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS)));
-            }
-            ApiError::TooManyRequests { retry_after_secs } => {
-                response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
-            }
-            ApiError::InvalidApiToken => {
-                response.insert_header((
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Token realm=\"signet\", error=\"invalid_token\""),
-                ));
-            }
-            _ => {}
-        }
-        response.body(problem_body(self.status_code(), self.code(), &self.detail(), self.field_errors()).to_string())
-    }
-}
-
-fn problem_builder(status: StatusCode) -> actix_web::HttpResponseBuilder {
-    let mut response = HttpResponse::build(status);
-    response.content_type("application/problem+json");
-    response
-}
-
-/// The RFC 9457 body, shared with the verifier crate's shape.
-pub fn problem_body(status: StatusCode, code: &str, detail: &str, errors: Option<&[FieldError]>) -> serde_json::Value {
-    let mut body = json!({
-        "type": format!("urn:signet:problem:{code}"),
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "detail": detail,
-        "code": code,
-    });
-    if let Some(errors) = errors {
-        body["errors"] = json!(errors);
-    }
-    body
 }
 
 impl From<DieselError> for ApiError {
@@ -240,12 +161,6 @@ impl From<DieselError> for ApiError {
 impl From<r2d2::Error> for ApiError {
     fn from(err: r2d2::Error) -> Self {
         ApiError::Unavailable(err.to_string())
-    }
-}
-
-impl From<actix_web::error::BlockingError> for ApiError {
-    fn from(err: actix_web::error::BlockingError) -> Self {
-        ApiError::internal(anyhow::anyhow!("blocking task failed: {err}"))
     }
 }
 

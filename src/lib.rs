@@ -4,11 +4,9 @@
 //! build the service through the same [`Application::build`].
 
 pub mod accounts;
-pub mod admin;
 pub mod api_tokens;
 pub mod cli;
 pub mod clock;
-pub mod compat;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -16,7 +14,6 @@ pub mod http;
 pub mod keys;
 pub mod roles;
 pub mod sessions;
-pub mod state;
 pub mod tokens;
 
 use std::net::TcpListener;
@@ -32,8 +29,8 @@ use crate::accounts::throttle::ThrottlePolicy;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::http::rate_limit::RateLimits;
+use crate::http::state::AppState;
 use crate::keys::service::KeyService;
-use crate::state::AppState;
 
 /// A bound, ready-to-run service.
 pub struct Application {

@@ -39,9 +39,9 @@ use uuid::Uuid;
 use super::model::{self, encode_roles, NewUser};
 use super::password::{self, UNUSABLE_HASH};
 use super::rules::{check_email, check_roles, check_username, username_key};
-use super::service::DEFAULT_ROLE;
 use crate::db::DbConnection;
 use crate::error::is_unique_violation;
+use crate::roles::USER as DEFAULT_ROLE;
 
 pub const SUPERUSER_ROLE: &str = crate::roles::ADMIN;
 pub const STAFF_ROLE: &str = crate::roles::STAFF;

@@ -1,19 +1,19 @@
-//! Creating accounts, shared by the register route and `signet users create`.
+//! Account operations on plain arguments (a connection, "now", checked
+//! values), shared by the HTTP handlers and the `signet users` commands.
 
 use chrono::NaiveDateTime;
 use uuid::Uuid;
 
 use super::model::{self, encode_roles, NewUser, User};
-use super::password::PasswordPolicy;
-use super::rules::{check_email, check_roles, check_username, username_key};
+use super::password::{PasswordHasher, PasswordPolicy};
+use super::rules::{check_email, check_roles};
+use super::username::Username;
 use crate::db::DbConnection;
 use crate::error::{is_unique_violation, ApiError};
 
-pub const DEFAULT_ROLE: &str = crate::roles::USER;
-
 /// A new account's fields, checked but not yet stored.
 pub struct Registration {
-    pub username: String,
+    pub username: Username,
     pub email: Option<String>,
     pub roles: Vec<String>,
 }
@@ -28,22 +28,20 @@ pub fn check_registration(
     password: &str,
 ) -> Result<Registration, ApiError> {
     let mut errors = Vec::new();
-    if let Err(e) = check_username(username) {
-        errors.push(e);
-    }
+    let username = Username::parse(username).map_err(|e| errors.push(e)).ok();
     if let Some(Err(e)) = email.map(check_email) {
         errors.push(e);
     }
     let roles = check_roles(roles).map_err(|e| errors.push(e)).unwrap_or_default();
-    if !errors.is_empty() {
+    let Some(username) = username.filter(|_| errors.is_empty()) else {
         return Err(ApiError::ValidationFailed(errors));
-    }
-    policy.check(password, username, email).map_err(ApiError::WeakPassword)?;
-    Ok(Registration { username: username.to_owned(), email: email.map(str::to_owned), roles })
+    };
+    policy.check(password, username.as_str(), email).map_err(ApiError::WeakPassword)?;
+    Ok(Registration { username, email: email.map(str::to_owned), roles })
 }
 
-pub fn username_exists(conn: &mut DbConnection, username: &str) -> Result<bool, ApiError> {
-    Ok(model::find_by_username_key(conn, &username_key(username))?.is_some())
+pub fn username_exists(conn: &mut DbConnection, username: &Username) -> Result<bool, ApiError> {
+    Ok(model::find_by_username_key(conn, username.key())?.is_some())
 }
 
 /// Stores the account; a username taken in the meantime is 409, settled by
@@ -55,12 +53,11 @@ pub fn insert_user(
     now: NaiveDateTime,
 ) -> Result<User, ApiError> {
     let id = Uuid::new_v4().to_string();
-    let key = username_key(&registration.username);
     let roles = encode_roles(&registration.roles);
     let new = NewUser {
         id: &id,
-        username: &registration.username,
-        username_key: &key,
+        username: registration.username.as_str(),
+        username_key: registration.username.key(),
         email: registration.email.as_deref(),
         password_hash,
         roles: &roles,
@@ -78,4 +75,71 @@ pub fn insert_user(
         },
     )?;
     model::find(conn, &id)?.ok_or(ApiError::NotFound)
+}
+
+pub fn get(conn: &mut DbConnection, id: &str) -> Result<User, ApiError> {
+    model::find(conn, id)?.ok_or(ApiError::NotFound)
+}
+
+/// Proves `current` against `user`'s hash and hashes `new` under the policy
+/// (errors reported under `new_password`). CPU-bound (bcrypt): run it blocking.
+pub fn new_password_hash(
+    hasher: &PasswordHasher,
+    policy: &PasswordPolicy,
+    user: &User,
+    current: &str,
+    new: &str,
+) -> Result<String, ApiError> {
+    if !hasher.verify(current, &user.password_hash).matches {
+        return Err(ApiError::InvalidCredentials);
+    }
+    policy.check(new, &user.username, user.email.as_deref()).map_err(|mut errors| {
+        for e in &mut errors {
+            e.field = "new_password";
+        }
+        ApiError::WeakPassword(errors)
+    })?;
+    hasher.hash(new).map_err(ApiError::internal)
+}
+
+/// A page of the user list: 1..=200 users (50 unless asked), from `offset`.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    limit: i64,
+    offset: i64,
+}
+
+impl Page {
+    pub const DEFAULT: i64 = 50;
+    pub const MAX: i64 = 200;
+
+    pub fn parse(limit: Option<i64>, offset: Option<i64>) -> Result<Page, ApiError> {
+        let (limit, offset) = (limit.unwrap_or(Self::DEFAULT), offset.unwrap_or(0));
+        if !(1..=Self::MAX).contains(&limit) || offset < 0 {
+            return Err(ApiError::MalformedRequest(format!("limit must be 1..={} and offset at least 0", Self::MAX)));
+        }
+        Ok(Page { limit, offset })
+    }
+}
+
+/// A page of users ordered by creation, and the total count.
+pub fn list(conn: &mut DbConnection, page: Page) -> Result<(Vec<User>, i64), ApiError> {
+    Ok(model::list(conn, page.limit, page.offset)?)
+}
+
+/// Replaces a user's roles (already checked by `rules::check_roles`); they
+/// take effect in the user's next access token.
+pub fn set_roles(conn: &mut DbConnection, id: &str, roles: &[String], now: NaiveDateTime) -> Result<User, ApiError> {
+    if model::set_roles(conn, id, roles, now)? == 0 {
+        return Err(ApiError::NotFound);
+    }
+    get(conn, id)
+}
+
+/// Deletes a user; sessions, refresh and API tokens go with it (cascade).
+pub fn delete(conn: &mut DbConnection, id: &str) -> Result<(), ApiError> {
+    if model::delete(conn, id)? == 0 {
+        return Err(ApiError::NotFound);
+    }
+    Ok(())
 }

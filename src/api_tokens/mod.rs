@@ -3,6 +3,5 @@
 //! is stored; shown once; listable, revocable, optionally expiring; accepted
 //! as `Authorization: Token <key>` and exchangeable for a short access JWT.
 
-pub mod handlers;
 pub mod model;
 pub mod service;

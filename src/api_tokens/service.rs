@@ -4,13 +4,44 @@ use anyhow::anyhow;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use chrono::{NaiveDateTime, TimeDelta};
+use secrecy::SecretString;
 use uuid::Uuid;
 
 use super::model::{self, ApiToken};
 use crate::accounts::model::{self as users, User};
+use crate::config::TokenSettings;
 use crate::db::DbConnection;
 use crate::error::{ApiError, FieldError};
 use crate::keys::master::MasterKey;
+use crate::keys::ring::SigningKey;
+use crate::tokens::{mint_access, Subject};
+
+/// A new token: its row and its secret, which is never stored and cannot be
+/// shown again. `Debug` leaves the secret out, so it cannot reach a log.
+pub struct CreatedApiToken {
+    pub token: ApiToken,
+    pub secret: SecretString,
+}
+
+impl std::fmt::Debug for CreatedApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedApiToken")
+            .field("id", &self.token.id)
+            .field("user_id", &self.token.user_id)
+            .field("prefix", &self.token.prefix)
+            .field("secret", &"[REDACTED]")
+            .finish()
+    }
+}
+
+/// A short-lived access JWT for an API token, as `POST /v1/auth/token-exchange`
+/// answers it.
+#[derive(Debug, serde::Serialize)]
+pub struct ExchangedToken {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+}
 
 /// Recognisable by secret scanners (like GitHub's `ghp_`).
 pub const TOKEN_PREFIX: &str = "sgt_";
@@ -43,8 +74,7 @@ pub fn check_request(name: &str, expires_in_days: Option<i64>) -> Result<(), Api
     }
 }
 
-/// Creates a token for `user_id`; returns its row and the secret, which is
-/// never stored and cannot be shown again.
+/// Creates a token for `user_id`.
 pub fn create(
     conn: &mut DbConnection,
     master: &MasterKey,
@@ -52,7 +82,7 @@ pub fn create(
     name: &str,
     expires_in_days: Option<i64>,
     now: NaiveDateTime,
-) -> Result<(ApiToken, String), ApiError> {
+) -> Result<CreatedApiToken, ApiError> {
     if users::find(conn, user_id)?.is_none() {
         return Err(ApiError::NotFound);
     }
@@ -69,7 +99,7 @@ pub fn create(
         revoked_at: None,
     };
     model::insert(conn, &token)?;
-    Ok((token, secret))
+    Ok(CreatedApiToken { token, secret: secret.into() })
 }
 
 /// The user behind a live token of a live account; None for anything else
@@ -101,4 +131,33 @@ pub fn revoke(conn: &mut DbConnection, user_id: &str, id: &str, now: NaiveDateTi
         return Err(ApiError::NotFound);
     }
     Ok(())
+}
+
+/// The live tokens of an existing user (404 for an unknown one).
+pub fn live_for_user(conn: &mut DbConnection, user_id: &str, now: NaiveDateTime) -> Result<Vec<ApiToken>, ApiError> {
+    users::find(conn, user_id)?.ok_or(ApiError::NotFound)?;
+    Ok(model::live_for_user(conn, user_id, now)?)
+}
+
+/// Exchanges API token `token_id` of `user_id` (both just authenticated) for
+/// an access JWT with the user's current roles. Its `sid` is
+/// `api-token:<id>`, and it never outlives the API token it came from.
+pub fn exchange(
+    conn: &mut DbConnection,
+    settings: &TokenSettings,
+    signer: &SigningKey,
+    user_id: &str,
+    token_id: &str,
+    now: NaiveDateTime,
+) -> Result<ExchangedToken, ApiError> {
+    let (user, token) =
+        users::find(conn, user_id)?.zip(model::find(conn, token_id)?).ok_or(ApiError::InvalidApiToken)?;
+    let not_after = token.expires_at.map_or(i64::MAX, |at| at.and_utc().timestamp());
+    let now_unix = now.and_utc().timestamp();
+    let session_id = format!("api-token:{token_id}");
+    let subject =
+        Subject { user_id: &user.id, username: &user.username, roles: user.role_list(), session_id: &session_id };
+    let (access_token, expires_at) =
+        mint_access(settings, signer, &subject, now_unix, not_after).map_err(ApiError::internal)?;
+    Ok(ExchangedToken { access_token, token_type: "Bearer", expires_in: expires_at - now_unix })
 }

@@ -14,7 +14,7 @@ use actix_web::{web, HttpRequest};
 
 use crate::config::Settings;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 pub const REQUESTED_WITH: &str = "signet";
 

@@ -3,7 +3,6 @@
 
 pub mod algorithms;
 pub mod commands;
-pub mod handlers;
 pub mod master;
 pub mod model;
 pub mod ring;

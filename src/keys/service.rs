@@ -5,7 +5,6 @@
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use actix_web::web;
 use anyhow::Context;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -36,7 +35,7 @@ pub struct KeyService {
     schedule: Schedule,
     clock: SharedClock,
     ring: KeyRing,
-    verifier: web::Data<Verifier>,
+    verifier: Arc<Verifier>,
     reload_secs: u64,
     last_forced_reload: Mutex<Option<Instant>>,
 }
@@ -71,7 +70,7 @@ impl KeyService {
             leeway_secs: settings.tokens.leeway_secs,
         };
         let verifier_clock = clock.clone();
-        let verifier = web::Data::new(
+        let verifier = Arc::new(
             Verifier::with_clock(
                 verification_keys(&snapshot, hmac.as_ref()),
                 rules,
@@ -173,7 +172,7 @@ impl KeyService {
     }
 
     /// The verifier of signet's own routes, kept in step with the keys.
-    pub fn verifier(&self) -> &web::Data<Verifier> {
+    pub fn verifier(&self) -> &Arc<Verifier> {
         &self.verifier
     }
 

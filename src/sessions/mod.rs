@@ -1,8 +1,6 @@
 //! Login sessions and the refresh-token chain: login, refresh rotation with
 //! reuse detection, logout.
 
-pub mod cookie;
-pub mod flows;
-pub mod handlers;
+pub mod account_changes;
 pub mod model;
 pub mod service;

@@ -256,3 +256,8 @@ pub fn refresh_token_is_current(
         && session.revoked_at.is_none()
         && session.expires_at > now)
 }
+
+/// Revokes every session of a user, the caller's too (`logout-all`).
+pub fn end_all_sessions(conn: &mut DbConnection, user_id: &str, now: NaiveDateTime) -> Result<usize, ApiError> {
+    Ok(model::revoke_user_sessions(conn, user_id, None, now, "logout_all")?)
+}

@@ -1,22 +1,25 @@
-use actix_web::http::header;
+//! `/v1/auth/login`, `/refresh`, `/logout`, `/logout-all`, `/sessions`.
+
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
-use signet_verify::actix::Authenticated;
 use uuid::Uuid;
 
-use super::cookie;
-use super::model::revoke_user_sessions;
-use super::{flows, service};
 use crate::error::{ApiError, FieldError};
-use crate::http::{csrf, optional_json};
-use crate::state::AppState;
+use crate::http::body::optional_json;
+use crate::http::caller::BearerCaller;
+use crate::http::response::no_store;
+use crate::http::state::AppState;
+use crate::http::{cookie, csrf, flows};
+use crate::sessions::service;
 use crate::tokens::TokenPair;
 
 #[derive(Deserialize)]
 pub struct LoginRequest {
     username: String,
-    password: String,
+    password: SecretString,
     #[serde(default)]
     token_delivery: Option<String>,
 }
@@ -41,7 +44,7 @@ pub async fn login(
         }
     };
 
-    let user = flows::check_password(&state, &req, username, password).await?;
+    let user = flows::check_password(&state, &req, &username, password).await?;
     let minted = flows::start_session(&state, &req, user).await?;
     Ok(token_response(minted.pair, delivery, &state))
 }
@@ -103,8 +106,7 @@ pub async fn logout(
 /// Token responses must not be cached anywhere (RFC 6749 §5.1). In cookie
 /// mode the refresh token goes only into the cookie, never into the body.
 fn token_response(mut pair: TokenPair, delivery: Delivery, state: &AppState) -> HttpResponse {
-    let mut response = HttpResponse::Ok();
-    response.insert_header((header::CACHE_CONTROL, "no-store")).insert_header((header::PRAGMA, "no-cache"));
+    let mut response = no_store(StatusCode::OK);
     if delivery == Delivery::Cookie {
         if let Some(token) = pair.refresh_token.take() {
             response.cookie(cookie::refresh_cookie(token, pair.refresh_expires_in, state.settings.cookies.same_site));
@@ -114,30 +116,26 @@ fn token_response(mut pair: TokenPair, delivery: Delivery, state: &AppState) -> 
 }
 
 /// POST /v1/auth/logout-all: revokes every session of the caller, this one too.
-pub async fn logout_all(state: web::Data<AppState>, auth: Authenticated) -> Result<HttpResponse, ApiError> {
-    let user_id = auth.sub.clone();
+pub async fn logout_all(state: web::Data<AppState>, caller: BearerCaller) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now_db();
-    state.db(move |conn| Ok(revoke_user_sessions(conn, &user_id, None, now, "logout_all")?)).await?;
+    state.db(move |conn| service::end_all_sessions(conn, &caller.user_id, now)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// GET /v1/auth/sessions: the caller's live sessions, its own marked `current`.
-pub async fn list(state: web::Data<AppState>, auth: Authenticated) -> Result<HttpResponse, ApiError> {
-    let Authenticated(claims) = auth;
+pub async fn list(state: web::Data<AppState>, caller: BearerCaller) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now_db();
-    let sessions = state.db(move |conn| service::list_sessions(conn, &claims.sub, &claims.sid, now)).await?;
+    let sessions = state.db(move |conn| service::list_sessions(conn, &caller.user_id, &caller.claims.sid, now)).await?;
     Ok(HttpResponse::Ok().json(json!({ "sessions": sessions })))
 }
 
 /// DELETE /v1/auth/sessions/{id}: only one's own.
 pub async fn delete(
     state: web::Data<AppState>,
-    auth: Authenticated,
+    caller: BearerCaller,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let user_id = auth.sub.clone();
-    let id = id.into_inner().to_string();
-    let now = state.clock.now_db();
-    state.db(move |conn| service::revoke_own_session(conn, &user_id, &id, now)).await?;
+    let (id, now) = (id.into_inner().to_string(), state.clock.now_db());
+    state.db(move |conn| service::revoke_own_session(conn, &caller.user_id, &id, now)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

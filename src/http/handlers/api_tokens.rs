@@ -1,18 +1,19 @@
-use actix_web::http::header;
+//! `/v1/auth/api-tokens`, `/v1/auth/token-exchange` and the admin's
+//! `/v1/admin/users/{id}/api-tokens`.
+
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
-use signet_verify::actix::{Authenticated, RequireRole};
 use uuid::Uuid;
 
-use super::model::{self, ApiToken};
-use super::service;
-use crate::accounts::model as users;
-use crate::admin::handlers::Admin;
+use crate::api_tokens::model::ApiToken;
+use crate::api_tokens::service::{self, CreatedApiToken};
 use crate::error::ApiError;
-use crate::http::caller::{Caller, Via};
-use crate::state::AppState;
-use crate::tokens::{mint_access, Subject};
+use crate::http::caller::{BearerCaller, Caller, RequireAdmin, Via};
+use crate::http::response::no_store;
+use crate::http::state::AppState;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,34 +24,25 @@ pub struct CreateToken {
 }
 
 /// The one response that ever shows the secret.
-fn created(token: ApiToken, secret: String) -> HttpResponse {
-    let mut body = serde_json::to_value(token.view()).unwrap_or_default();
-    body["token"] = json!(secret);
-    HttpResponse::Created()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::PRAGMA, "no-cache"))
-        .json(body)
+fn created(created: CreatedApiToken) -> HttpResponse {
+    let mut body = serde_json::to_value(created.token.view()).unwrap_or_default();
+    body["token"] = json!(created.secret.expose_secret());
+    no_store(StatusCode::CREATED).json(body)
 }
 
 async fn create(state: &AppState, user_id: String, body: CreateToken) -> Result<HttpResponse, ApiError> {
     service::check_request(&body.name, body.expires_in_days)?;
-    let keys = state.keys.clone();
-    let now = state.clock.now_db();
-    let (token, secret) = state
+    let (keys, now) = (state.keys.clone(), state.clock.now_db());
+    let token = state
         .db(move |conn| service::create(conn, keys.master(), &user_id, &body.name, body.expires_in_days, now))
         .await?;
-    log::info!("API token {} created for user {}", token.id, token.user_id);
-    Ok(created(token, secret))
+    log::info!("API token {} created for user {}", token.token.id, token.token.user_id);
+    Ok(created(token))
 }
 
 async fn list(state: &AppState, user_id: String) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now_db();
-    let tokens = state
-        .db(move |conn| {
-            users::find(conn, &user_id)?.ok_or(ApiError::NotFound)?;
-            Ok(model::live_for_user(conn, &user_id, now)?)
-        })
-        .await?;
+    let tokens = state.db(move |conn| service::live_for_user(conn, &user_id, now)).await?;
     let views: Vec<_> = tokens.iter().map(ApiToken::view).collect();
     Ok(HttpResponse::Ok().json(json!({ "api_tokens": views })))
 }
@@ -65,10 +57,10 @@ async fn revoke(state: &AppState, user_id: String, id: String) -> Result<HttpRes
 /// a leaked API token cannot mint more tokens that outlive its revocation.
 pub async fn create_own(
     state: web::Data<AppState>,
-    auth: Authenticated,
+    caller: BearerCaller,
     body: web::Json<CreateToken>,
 ) -> Result<HttpResponse, ApiError> {
-    create(&state, auth.sub.clone(), body.into_inner()).await
+    create(&state, caller.user_id.clone(), body.into_inner()).await
 }
 
 /// GET /v1/auth/api-tokens (Bearer or Token).
@@ -88,7 +80,7 @@ pub async fn revoke_own(
 /// POST /v1/admin/users/{id}/api-tokens
 pub async fn create_for_user(
     state: web::Data<AppState>,
-    _admin: RequireRole<Admin>,
+    _admin: RequireAdmin,
     id: web::Path<Uuid>,
     body: web::Json<CreateToken>,
 ) -> Result<HttpResponse, ApiError> {
@@ -98,7 +90,7 @@ pub async fn create_for_user(
 /// GET /v1/admin/users/{id}/api-tokens
 pub async fn list_for_user(
     state: web::Data<AppState>,
-    _admin: RequireRole<Admin>,
+    _admin: RequireAdmin,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     list(&state, id.into_inner().to_string()).await
@@ -107,7 +99,7 @@ pub async fn list_for_user(
 /// DELETE /v1/admin/users/{id}/api-tokens/{token_id}
 pub async fn revoke_for_user(
     state: web::Data<AppState>,
-    _admin: RequireRole<Admin>,
+    _admin: RequireAdmin,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (user_id, token_id) = path.into_inner();
@@ -116,26 +108,14 @@ pub async fn revoke_for_user(
 
 /// POST /v1/auth/token-exchange: `Authorization: Token` in, a short-lived
 /// access JWT (current roles) out, so resource servers only ever verify JWTs.
-/// Its `sid` is `api-token:<id>`.
 pub async fn exchange(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let Via::Token { token_id } = &caller.via else {
+    let Via::Token { token_id } = caller.via else {
         return Err(ApiError::MalformedRequest("token-exchange takes Authorization: Token <api token>".into()));
     };
-    let (user_id, id) = (caller.user_id.clone(), token_id.clone());
-    let (user, token) = state.db(move |conn| Ok((users::find(conn, &user_id)?, model::find(conn, &id)?))).await?;
-    let (user, token) = user.zip(token).ok_or(ApiError::InvalidApiToken)?;
-    // The access token never outlives the API token it came from.
-    let not_after = token.expires_at.map_or(i64::MAX, |at| at.and_utc().timestamp());
-    let now = state.clock.now_db();
-    let now_unix = now.and_utc().timestamp();
+    let (settings, now) = (state.settings.clone(), state.clock.now_db());
     let signer = state.keys.signer(now)?;
-    let session_id = format!("api-token:{token_id}");
-    let subject =
-        Subject { user_id: &user.id, username: &user.username, roles: user.role_list(), session_id: &session_id };
-    let (access_token, expires_at) =
-        mint_access(&state.settings.tokens, &signer, &subject, now_unix, not_after).map_err(ApiError::internal)?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::PRAGMA, "no-cache"))
-        .json(json!({"access_token": access_token, "token_type": "Bearer", "expires_in": expires_at - now_unix})))
+    let user_id = caller.user_id;
+    let exchanged =
+        state.db(move |conn| service::exchange(conn, &settings.tokens, &signer, &user_id, &token_id, now)).await?;
+    Ok(no_store(StatusCode::OK).json(exchanged))
 }

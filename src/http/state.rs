@@ -8,14 +8,14 @@ use std::net::IpAddr;
 use actix_web::{web, HttpRequest};
 use signet_verify::Verifier;
 
+use super::client_ip::client_ip;
+use super::rate_limit::{Endpoint, RateLimits};
 use crate::accounts::password::{PasswordHasher, PasswordPolicy};
 use crate::accounts::throttle::ThrottlePolicy;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::db::{DbConnection, Pool};
 use crate::error::ApiError;
-use crate::http::client_ip::client_ip;
-use crate::http::rate_limit::{Endpoint, RateLimits};
 use crate::keys::service::KeyService;
 
 pub struct AppState {

@@ -9,20 +9,18 @@ use serde_json::{json, Map, Value};
 
 use super::{read_fields, required_strings};
 use crate::error::ApiError;
-use crate::sessions::flows;
-use crate::state::AppState;
+use crate::http::flows;
+use crate::http::response::no_store;
+use crate::http::state::AppState;
 use crate::tokens::{verify_refresh, Minted};
 
 const NO_ACCOUNT: &str = "No active account found with the given credentials";
 const TOKEN_NOT_VALID: &str = "Token is invalid or expired";
 
 fn respond(status: StatusCode, body: Value) -> HttpResponse {
-    let mut response = HttpResponse::build(status);
+    let mut response = if status.is_success() { no_store(status) } else { HttpResponse::build(status) };
     if status == StatusCode::UNAUTHORIZED {
         response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"api\""));
-    }
-    if status.is_success() {
-        response.insert_header((header::CACHE_CONTROL, "no-store")).insert_header((header::PRAGMA, "no-cache"));
     }
     response.json(body)
 }
@@ -77,7 +75,7 @@ pub async fn obtain(state: web::Data<AppState>, req: HttpRequest, payload: web::
     };
     let [username, password] = <[String; 2]>::try_from(values).unwrap_or_default();
     let no_account = || respond(StatusCode::UNAUTHORIZED, json!({"detail": NO_ACCOUNT}));
-    let user = match flows::check_password(&state, &req, username, password).await {
+    let user = match flows::check_password(&state, &req, &username, password.into()).await {
         Ok(user) => user,
         Err(err) => return drf_error(err, no_account()),
     };

@@ -11,7 +11,7 @@ use actix_web::{web, HttpRequest};
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
-use crate::http::{content_type_essence, describe_json_error, read_body};
+use crate::http::body::{content_type_essence, describe_json_error, read_body};
 
 /// DRF's parsers: a JSON object or a URL-encoded form, as string fields.
 /// Returns DRF's 400 body when the body is neither.

@@ -5,13 +5,15 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use secrecy::ExposeSecret;
 use serde_json::json;
 
 use super::{read_fields, required_strings};
 use crate::api_tokens::service as api_tokens;
 use crate::error::ApiError;
-use crate::sessions::flows;
-use crate::state::AppState;
+use crate::http::flows;
+use crate::http::response::no_store;
+use crate::http::state::AppState;
 
 const UNABLE: &str = "Unable to log in with provided credentials.";
 
@@ -27,7 +29,7 @@ pub async fn obtain_auth_token(state: web::Data<AppState>, req: HttpRequest, pay
         Ok(values) => <[String; 2]>::try_from(values).unwrap_or_default(),
         Err(body) => return HttpResponse::BadRequest().json(body),
     };
-    let user = match flows::check_password(&state, &req, username, password).await {
+    let user = match flows::check_password(&state, &req, &username, password.into()).await {
         Ok(user) => user,
         Err(ApiError::InvalidCredentials | ApiError::AccountDisabled) => {
             return HttpResponse::build(StatusCode::BAD_REQUEST).json(json!({"non_field_errors": [UNABLE]}))
@@ -44,10 +46,7 @@ pub async fn obtain_auth_token(state: web::Data<AppState>, req: HttpRequest, pay
     let created =
         state.db(move |conn| api_tokens::create(conn, keys.master(), &user.id, "api-token-auth", None, now)).await;
     match created {
-        Ok((_, secret)) => HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .insert_header((header::PRAGMA, "no-cache"))
-            .json(json!({"token": secret})),
+        Ok(created) => no_store(StatusCode::OK).json(json!({"token": created.secret.expose_secret()})),
         Err(err) => err.error_response(),
     }
 }

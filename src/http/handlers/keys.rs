@@ -1,8 +1,10 @@
+//! JWKS and the discovery documents.
+
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 /// GET /.well-known/jwks.json: public keys only, cacheable, with an ETag.
 pub async fn jwks(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {

@@ -1,18 +1,16 @@
+//! `/v1/admin/users...`: the admin API (Bearer with the `admin` role).
+
 use actix_web::{web, HttpResponse};
-use diesel::Connection;
 use serde::{Deserialize, Deserializer, Serialize};
-use signet_verify::actix::RequireRole;
 use uuid::Uuid;
 
-use crate::accounts::model::{self as users, UserView};
+use crate::accounts::model::UserView;
 use crate::accounts::rules::{check_email, check_roles};
+use crate::accounts::service::{self, Page};
 use crate::error::ApiError;
-pub use crate::roles::Admin;
-use crate::sessions::model::revoke_user_sessions;
-use crate::state::AppState;
-
-const DEFAULT_PAGE: i64 = 50;
-const MAX_PAGE: i64 = 200;
+use crate::http::caller::RequireAdmin;
+use crate::http::state::AppState;
+use crate::sessions::account_changes::{self, UserChanges};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,26 +28,22 @@ struct UserPage {
 /// GET /v1/admin/users?limit=&offset=
 pub async fn list_users(
     state: web::Data<AppState>,
-    _admin: RequireRole<Admin>,
+    _admin: RequireAdmin,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    let offset = query.offset.unwrap_or(0);
-    if !(1..=MAX_PAGE).contains(&limit) || offset < 0 {
-        return Err(ApiError::MalformedRequest(format!("limit must be 1..={MAX_PAGE} and offset at least 0")));
-    }
-    let (page, total) = state.db(move |conn| Ok(users::list(conn, limit, offset)?)).await?;
-    Ok(HttpResponse::Ok().json(UserPage { users: page.iter().map(users::User::view).collect(), total }))
+    let page = Page::parse(query.limit, query.offset)?;
+    let (users, total) = state.db(move |conn| service::list(conn, page)).await?;
+    Ok(HttpResponse::Ok().json(UserPage { users: users.iter().map(|u| u.view()).collect(), total }))
 }
 
 /// GET /v1/admin/users/{id}
 pub async fn get_user(
     state: web::Data<AppState>,
-    _admin: RequireRole<Admin>,
+    _admin: RequireAdmin,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner().to_string();
-    let user = state.db(move |conn| Ok(users::find(conn, &id)?)).await?.ok_or(ApiError::NotFound)?;
+    let user = state.db(move |conn| service::get(conn, &id)).await?;
     Ok(HttpResponse::Ok().json(user.view()))
 }
 
@@ -69,7 +63,7 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
 /// PATCH /v1/admin/users/{id}: disabling revokes all the user's sessions.
 pub async fn patch_user(
     state: web::Data<AppState>,
-    _admin: RequireRole<Admin>,
+    _admin: RequireAdmin,
     id: web::Path<Uuid>,
     body: web::Json<PatchUser>,
 ) -> Result<HttpResponse, ApiError> {
@@ -77,25 +71,8 @@ pub async fn patch_user(
     if let Some(Some(email)) = &email {
         check_email(email).map_err(|e| ApiError::ValidationFailed(vec![e]))?;
     }
-    let id = id.into_inner().to_string();
-    let now = state.clock.now_db();
-    let user = state
-        .db(move |conn| {
-            conn.transaction(|conn| {
-                let user = users::find(conn, &id)?.ok_or(ApiError::NotFound)?;
-                if let Some(disabled) = disabled {
-                    users::set_disabled(conn, &user.id, disabled, now)?;
-                    if disabled {
-                        revoke_user_sessions(conn, &user.id, None, now, "user_disabled")?;
-                    }
-                }
-                if let Some(email) = &email {
-                    users::set_email(conn, &user.id, email.as_deref(), now)?;
-                }
-                users::find(conn, &user.id)?.ok_or(ApiError::NotFound)
-            })
-        })
-        .await?;
+    let (id, changes, now) = (id.into_inner().to_string(), UserChanges { disabled, email }, state.clock.now_db());
+    let user = state.db(move |conn| account_changes::update_user(conn, &id, &changes, now)).await?;
     Ok(HttpResponse::Ok().json(user.view()))
 }
 
@@ -108,34 +85,23 @@ pub struct SetRoles {
 /// PUT /v1/admin/users/{id}/roles: takes effect in the user's next access token.
 pub async fn set_roles(
     state: web::Data<AppState>,
-    _admin: RequireRole<Admin>,
+    _admin: RequireAdmin,
     id: web::Path<Uuid>,
     body: web::Json<SetRoles>,
 ) -> Result<HttpResponse, ApiError> {
     let roles = check_roles(&body.roles).map_err(|e| ApiError::ValidationFailed(vec![e]))?;
-    let id = id.into_inner().to_string();
-    let now = state.clock.now_db();
-    let user = state
-        .db(move |conn| {
-            if users::set_roles(conn, &id, &roles, now)? == 0 {
-                return Err(ApiError::NotFound);
-            }
-            users::find(conn, &id)?.ok_or(ApiError::NotFound)
-        })
-        .await?;
+    let (id, now) = (id.into_inner().to_string(), state.clock.now_db());
+    let user = state.db(move |conn| service::set_roles(conn, &id, &roles, now)).await?;
     Ok(HttpResponse::Ok().json(user.view()))
 }
 
 /// DELETE /v1/admin/users/{id}: its sessions and refresh tokens go with it.
 pub async fn delete_user(
     state: web::Data<AppState>,
-    _admin: RequireRole<Admin>,
+    _admin: RequireAdmin,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner().to_string();
-    let deleted = state.db(move |conn| Ok(users::delete(conn, &id)?)).await?;
-    if deleted == 0 {
-        return Err(ApiError::NotFound);
-    }
+    state.db(move |conn| service::delete(conn, &id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -4,15 +4,16 @@
 
 use actix_web::http::header;
 use actix_web::HttpRequest;
+use secrecy::{ExposeSecret, SecretString};
 use signet_verify::VerifyError;
 
-use super::service::{self, ClientInfo};
+use super::rate_limit::Endpoint;
+use super::state::{dummy_hash, AppState};
 use crate::accounts::model::{self as users, User};
-use crate::accounts::rules::{check_username, username_key};
 use crate::accounts::throttle;
+use crate::accounts::username::Username;
 use crate::error::ApiError;
-use crate::http::rate_limit::Endpoint;
-use crate::state::{dummy_hash, AppState};
+use crate::sessions::service::{self, ClientInfo};
 use crate::tokens::{verify_refresh, Minted, RefreshClaims};
 
 /// Proves a password. Unknown user and wrong password cost the same bcrypt
@@ -22,26 +23,25 @@ use crate::tokens::{verify_refresh, Minted, RefreshClaims};
 pub async fn check_password(
     state: &AppState,
     req: &HttpRequest,
-    username: String,
-    password: String,
+    username: &str,
+    password: SecretString,
 ) -> Result<User, ApiError> {
     state.rate_limit(Endpoint::Login, req)?;
     // A name that breaks the username rules cannot exist: it never reaches the
     // database (nor the lockout table), but still costs the dummy bcrypt.
-    let plausible = check_username(&username).is_ok();
-    let key = username_key(&username);
+    let username = Username::parse(username).ok();
     let throttle = state.throttle;
     let now = state.clock.now_db();
-    let lookup_key = key.clone();
-    let user = if plausible {
-        state
-            .db(move |conn| {
-                throttle::check(conn, &throttle, &lookup_key, now)?;
-                Ok(users::find_by_username_key(conn, &lookup_key)?)
-            })
-            .await?
-    } else {
-        None
+    let user = match username.clone() {
+        Some(name) => {
+            state
+                .db(move |conn| {
+                    throttle::check(conn, &throttle, name.key(), now)?;
+                    Ok(users::find_by_username_key(conn, name.key())?)
+                })
+                .await?
+        }
+        None => None,
     };
 
     let hasher = state.hasher;
@@ -50,9 +50,9 @@ pub async fn check_password(
     let (verification, rehash) = state
         .blocking(move || {
             let stored = stored.unwrap_or_else(|| dummy_hash(&dummy, hasher).to_owned());
-            let verification = hasher.verify(&password, &stored);
+            let verification = hasher.verify(password.expose_secret(), &stored);
             // Upgrade old schemes and costs while we hold the plain password.
-            let rehash = verification.needs_rehash.then(|| hasher.hash(&password).ok()).flatten();
+            let rehash = verification.needs_rehash.then(|| hasher.hash(password.expose_secret()).ok()).flatten();
             (verification, rehash.map(|new| (stored, new)))
         })
         .await?;
@@ -60,8 +60,8 @@ pub async fn check_password(
         Some(user) if verification.matches => user,
         _ => {
             // Same work for an unknown name as for a wrong password.
-            if plausible {
-                state.db(move |conn| throttle::record_failure(conn, &throttle, &key, now)).await?;
+            if let Some(name) = username {
+                state.db(move |conn| throttle::record_failure(conn, &throttle, name.key(), now)).await?;
             }
             return Err(ApiError::InvalidCredentials);
         }
@@ -71,7 +71,9 @@ pub async fn check_password(
     }
     state
         .db(move |conn| {
-            throttle::record_success(conn, &throttle, &key)?;
+            if let Some(name) = &username {
+                throttle::record_success(conn, &throttle, name.key())?;
+            }
             if let Some((old, new)) = rehash {
                 users::upgrade_password_hash(conn, &user.id, &old, &new)?;
             }

@@ -1,3 +1,0 @@
-//! Admin API over users, guarded by role `admin`.
-
-pub mod handlers;

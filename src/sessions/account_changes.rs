@@ -1,0 +1,63 @@
+//! Account changes that end sessions: a new password ends every other
+//! session, disabling an account ends them all. They live here, not in
+//! `accounts`, because sessions sit above accounts (a session belongs to a
+//! user), and imports run one way.
+
+use chrono::NaiveDateTime;
+use diesel::Connection;
+
+use super::model::revoke_user_sessions;
+use crate::accounts::model::{self as users, User};
+use crate::db::DbConnection;
+use crate::error::ApiError;
+
+/// Stores `new_hash` (proven against `user`'s current hash) and revokes every
+/// session of the user but `keep`, in one transaction.
+pub fn store_new_password(
+    conn: &mut DbConnection,
+    user: &User,
+    new_hash: &str,
+    keep: Option<&str>,
+    now: NaiveDateTime,
+) -> Result<(), ApiError> {
+    conn.transaction(|conn| {
+        // Only if nobody changed it meanwhile: the proof was for the old hash.
+        if users::upgrade_password_hash(conn, &user.id, &user.password_hash, new_hash)? == 0 {
+            return Err(ApiError::InvalidCredentials);
+        }
+        users::touch(conn, &user.id, now)?;
+        revoke_user_sessions(conn, &user.id, keep, now, "password_changed")?;
+        Ok(())
+    })
+}
+
+/// What an admin may change on a user; `None` leaves a field alone.
+#[derive(Debug, Default)]
+pub struct UserChanges {
+    pub disabled: Option<bool>,
+    /// `Some(None)` clears the e-mail address.
+    pub email: Option<Option<String>>,
+}
+
+/// Applies `changes` to user `id` in one transaction; disabling revokes all
+/// the user's sessions. Returns the updated user.
+pub fn update_user(
+    conn: &mut DbConnection,
+    id: &str,
+    changes: &UserChanges,
+    now: NaiveDateTime,
+) -> Result<User, ApiError> {
+    conn.transaction(|conn| {
+        let user = users::find(conn, id)?.ok_or(ApiError::NotFound)?;
+        if let Some(disabled) = changes.disabled {
+            users::set_disabled(conn, &user.id, disabled, now)?;
+            if disabled {
+                revoke_user_sessions(conn, &user.id, None, now, "user_disabled")?;
+            }
+        }
+        if let Some(email) = &changes.email {
+            users::set_email(conn, &user.id, email.as_deref(), now)?;
+        }
+        users::find(conn, &user.id)?.ok_or(ApiError::NotFound)
+    })
+}
