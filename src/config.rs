@@ -211,7 +211,9 @@ impl Settings {
         Ok(settings)
     }
 
-    fn validate(&self) -> Result<(), SettingsError> {
+    /// The rules serde cannot express; `load` and `from_toml` run it, and so
+    /// must anyone who changes a `Settings` by hand (the tests do).
+    pub fn validate(&self) -> Result<(), SettingsError> {
         let invalid = |key, problem: &str| Err(SettingsError::Invalid { key, problem: problem.to_owned() });
         if self.server.body_limit_bytes < 256 {
             return invalid("server.body_limit_bytes", "must be at least 256");

@@ -12,5 +12,6 @@ pub const STAFF: &str = "staff";
 /// example by an imported group that happens to share the name).
 pub const RESERVED: [&str; 3] = [USER, ADMIN, STAFF];
 
-// The `RequireRole<Admin>` guard of the admin routes.
+// `RequireRole<Admin>` for services built on signet-verify; signet's own admin
+// routes take `http::caller::RequireAdmin`, which checks `ADMIN`.
 signet_verify::roles!(Admin = "admin");

@@ -35,7 +35,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The same verifier the `Authenticated` extractor uses (one path).
+    /// The same verifier the `Caller` extractor uses (one path).
     pub fn verifier(&self) -> &Verifier {
         self.keys.verifier()
     }

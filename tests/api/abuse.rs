@@ -4,6 +4,8 @@ use chrono::TimeDelta;
 use reqwest::StatusCode;
 use serde_json::json;
 
+use signet::config::Settings;
+
 use crate::backend_tests;
 use crate::helpers::{assert_problem, captured_logs, TestApp, PASSWORD};
 
@@ -17,7 +19,12 @@ backend_tests!(
     logs_never_contain_passwords_or_tokens,
 );
 
-const THROTTLE: &str = "[throttle]\nfailures_before_lockout = 3\nlockout_secs = 60\nmax_lockout_secs = 200";
+/// Lock out after 3 failures, for 60 s doubling up to 200 s.
+fn throttle(s: &mut Settings) {
+    s.throttle.failures_before_lockout = 3;
+    s.throttle.lockout_secs = 60;
+    s.throttle.max_lockout_secs = 200;
+}
 
 async fn retry_after(res: &reqwest::Response) -> i64 {
     res.headers()["retry-after"].to_str().unwrap().parse().unwrap()
@@ -35,7 +42,7 @@ async fn fail(app: &TestApp, username: &str) {
 }
 
 async fn lockout_blocks_even_the_right_password_expires_doubles_and_is_capped(app: TestApp) {
-    let app = TestApp::spawn_with(app.backend, THROTTLE).await;
+    let app = TestApp::spawn_with(app.backend, throttle).await;
     app.register_ok("target").await;
     for _ in 0..3 {
         fail(&app, "target").await;
@@ -63,7 +70,7 @@ async fn lockout_blocks_even_the_right_password_expires_doubles_and_is_capped(ap
 }
 
 async fn attempts_during_a_lockout_do_not_lengthen_it(app: TestApp) {
-    let app = TestApp::spawn_with(app.backend, THROTTLE).await;
+    let app = TestApp::spawn_with(app.backend, throttle).await;
     app.register_ok("patient").await;
     for _ in 0..3 {
         fail(&app, "patient").await;
@@ -78,7 +85,7 @@ async fn attempts_during_a_lockout_do_not_lengthen_it(app: TestApp) {
 }
 
 async fn unknown_and_known_usernames_lock_out_alike(app: TestApp) {
-    let app = TestApp::spawn_with(app.backend, THROTTLE).await;
+    let app = TestApp::spawn_with(app.backend, throttle).await;
     app.register_ok("real").await;
     for _ in 0..3 {
         fail(&app, "real").await;
@@ -93,7 +100,11 @@ async fn unknown_and_known_usernames_lock_out_alike(app: TestApp) {
 }
 
 async fn per_ip_rate_limits_answer_429(app: TestApp) {
-    let app = TestApp::spawn_with(app.backend, "[throttle]\nper_ip_per_minute = 1\nper_ip_burst = 3").await;
+    let app = TestApp::spawn_with(app.backend, |s: &mut Settings| {
+        s.throttle.per_ip_per_minute = 1;
+        s.throttle.per_ip_burst = 3;
+    })
+    .await;
     for _ in 0..3 {
         assert_ne!(app.login("someone", "wrong-password-guess").await.status(), StatusCode::TOO_MANY_REQUESTS);
     }
@@ -123,7 +134,11 @@ async fn login_from(app: &TestApp, forwarded_for: &str) -> StatusCode {
 }
 
 async fn forwarded_for_counts_only_behind_a_trusted_proxy(app: TestApp) {
-    let limits = "[throttle]\nper_ip_per_minute = 1\nper_ip_burst = 2\nfailures_before_lockout = 100";
+    let limits = |s: &mut Settings| {
+        s.throttle.per_ip_per_minute = 1;
+        s.throttle.per_ip_burst = 2;
+        s.throttle.failures_before_lockout = 100;
+    };
     // Untrusted peer: X-Forwarded-For is ignored, everyone shares the peer's budget.
     let direct = TestApp::spawn_with(app.backend, limits).await;
     let statuses = [
@@ -133,7 +148,11 @@ async fn forwarded_for_counts_only_behind_a_trusted_proxy(app: TestApp) {
     ];
     assert_eq!(statuses[2], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
     // Behind a trusted proxy, each forwarded client has its own budget.
-    let proxied = TestApp::spawn_with(app.backend, &format!("{limits}\ntrusted_proxies = [\"127.0.0.1\"]")).await;
+    let proxied = TestApp::spawn_with(app.backend, |s: &mut Settings| {
+        limits(s);
+        s.throttle.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
     for client in ["1.1.1.1", "2.2.2.2", "3.3.3.3", "4.4.4.4"] {
         assert_eq!(login_from(&proxied, client).await, StatusCode::UNAUTHORIZED, "{client}");
     }

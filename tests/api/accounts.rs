@@ -1,6 +1,8 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
+use signet::config::Settings;
+
 use crate::backend_tests;
 use crate::helpers::{assert_problem, TestApp, PASSWORD};
 
@@ -105,14 +107,14 @@ async fn disabled_account_is_told_only_after_the_right_password(app: TestApp) {
 }
 
 async fn registration_can_be_closed_by_config(app: TestApp) {
-    let closed = TestApp::spawn_with(app.backend, "[registration]\nopen = false").await;
+    let closed = TestApp::spawn_with(app.backend, |s: &mut Settings| s.registration.open = false).await;
     assert_problem(closed.register("henry", PASSWORD).await, 403, "registration_closed").await;
 }
 
 async fn me_returns_the_caller(app: TestApp) {
     let user = app.register_ok("ivy").await;
     let pair = app.login_ok("ivy").await;
-    let res = app.get("/v1/auth/me", pair["access_token"].as_str()).await;
+    let res = app.get("/v1/auth/me", Some(pair.access.as_str())).await;
     assert_eq!(res.status(), StatusCode::OK);
     let me: serde_json::Value = res.json().await.unwrap();
     assert_eq!(me, user);
@@ -126,6 +128,6 @@ async fn users_and_keys_survive_a_restart(app: TestApp) {
     let jwks_after: serde_json::Value = app.get("/.well-known/jwks.json", None).await.json().await.unwrap();
     assert_eq!(jwks_before, jwks_after);
     // A token issued before the restart still works; so does the password.
-    assert_eq!(app.get("/v1/auth/me", pair["access_token"].as_str()).await.status(), StatusCode::OK);
+    assert_eq!(app.get("/v1/auth/me", Some(pair.access.as_str())).await.status(), StatusCode::OK);
     app.login_ok("judy").await;
 }

@@ -14,7 +14,7 @@ backend_tests!(
 
 async fn a_user_gets_403_on_admin_routes(app: TestApp) {
     app.register_ok("user1").await;
-    let token = app.login_ok("user1").await["access_token"].as_str().unwrap().to_owned();
+    let token = app.login_ok("user1").await.access;
     let res = app.get("/v1/admin/users", Some(&token)).await;
     let challenge = www_authenticate(&res);
     assert!(challenge.contains("error=\"insufficient_scope\""), "{challenge}");
@@ -64,7 +64,7 @@ async fn admin_sets_roles_and_they_appear_at_next_login(app: TestApp) {
     let res = put_roles(&app, &admin, id, json!(["user", "editor", "editor"])).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.json::<Value>().await.unwrap()["roles"], json!(["editor", "user"]));
-    let token = app.login_ok("editor").await["access_token"].as_str().unwrap().to_owned();
+    let token = app.login_ok("editor").await.access;
     let me: Value = app.get("/v1/auth/me", Some(&token)).await.json().await.unwrap();
     assert_eq!(me["roles"], json!(["editor", "user"]));
 
@@ -79,9 +79,9 @@ async fn patch(app: &TestApp, admin: &str, id: &str, body: Value) -> reqwest::Re
 
 async fn admin_patch_validates_and_disables(app: TestApp) {
     let admin = app.admin_token("root").await;
-    let user = app.register_ok("patchy").await;
-    let id = user["id"].as_str().unwrap();
+    app.register_ok("patchy").await;
     let pair = app.login_ok("patchy").await;
+    let id = pair.user_id.as_str();
 
     let res = patch(&app, &admin, id, json!({"email": "p@example.com"})).await;
     assert_eq!(res.json::<Value>().await.unwrap()["email"], "p@example.com");
@@ -93,18 +93,18 @@ async fn admin_patch_validates_and_disables(app: TestApp) {
     let res = patch(&app, &admin, id, json!({"disabled": true})).await;
     assert_eq!(res.json::<Value>().await.unwrap()["disabled"], true);
     // Disabling revoked the session: its refresh token is dead.
-    assert_problem(app.refresh(pair["refresh_token"].as_str().unwrap()).await, 401, "invalid_refresh_token").await;
+    assert_problem(app.refresh(pair.refresh.as_str()).await, 401, "invalid_refresh_token").await;
 }
 
 async fn admin_deletes_users(app: TestApp) {
     let admin = app.admin_token("root").await;
-    let user = app.register_ok("goner").await;
-    let id = user["id"].as_str().unwrap();
+    app.register_ok("goner").await;
     let pair = app.login_ok("goner").await;
+    let id = &pair.user_id;
     let res = app.client.delete(app.url(&format!("/v1/admin/users/{id}"))).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     let res = app.client.delete(app.url(&format!("/v1/admin/users/{id}"))).bearer_auth(&admin).send().await.unwrap();
     assert_problem(res, 404, "not_found").await;
-    assert_problem(app.refresh(pair["refresh_token"].as_str().unwrap()).await, 401, "invalid_refresh_token").await;
+    assert_problem(app.refresh(pair.refresh.as_str()).await, 401, "invalid_refresh_token").await;
     assert_problem(app.login("goner", crate::helpers::PASSWORD).await, 401, "invalid_credentials").await;
 }

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::backend_tests;
-use crate::helpers::{assert_problem, www_authenticate, TestApp};
+use crate::helpers::{assert_problem, www_authenticate, LoggedIn, TestApp};
 
 backend_tests!(
     missing_token_is_401_without_error,
@@ -24,7 +24,7 @@ backend_tests!(
     scheme_is_case_insensitive,
 );
 
-async fn logged_in(app: &TestApp) -> Value {
+async fn logged_in(app: &TestApp) -> LoggedIn {
     app.register_ok("mallory").await;
     app.login_ok("mallory").await
 }
@@ -72,7 +72,7 @@ async fn garbage_and_empty_tokens_are_invalid(app: TestApp) {
 
 async fn tampered_payload_is_invalid(app: TestApp) {
     let pair = logged_in(&app).await;
-    let (header, payload, signature) = split(pair["access_token"].as_str().unwrap());
+    let (header, payload, signature) = split(pair.access.as_str());
     let mut claims = decode_part(&payload);
     claims["roles"] = json!(["user", "admin"]);
     assert_invalid(&app, &format!("Bearer {header}.{}.{signature}", encode_part(&claims))).await;
@@ -80,7 +80,7 @@ async fn tampered_payload_is_invalid(app: TestApp) {
 
 async fn alg_none_is_invalid(app: TestApp) {
     let pair = logged_in(&app).await;
-    let (header, payload, _) = split(pair["access_token"].as_str().unwrap());
+    let (header, payload, _) = split(pair.access.as_str());
     let mut header = decode_part(&header);
     header["alg"] = json!("none");
     let forged = format!("{}.{payload}.", encode_part(&header));
@@ -91,7 +91,7 @@ async fn alg_none_is_invalid(app: TestApp) {
 
 async fn hs256_signed_with_the_public_key_is_invalid(app: TestApp) {
     let pair = logged_in(&app).await;
-    let (header, payload, _) = split(pair["access_token"].as_str().unwrap());
+    let (header, payload, _) = split(pair.access.as_str());
     let kid = decode_part(&header)["kid"].as_str().unwrap().to_owned();
     let claims = decode_part(&payload);
     let jwks: Value = app.get("/.well-known/jwks.json", None).await.json().await.unwrap();
@@ -113,7 +113,7 @@ fn foreign_es256_key() -> EncodingKey {
 
 async fn unknown_kid_is_invalid(app: TestApp) {
     let pair = logged_in(&app).await;
-    let (header, payload, _) = split(pair["access_token"].as_str().unwrap());
+    let (header, payload, _) = split(pair.access.as_str());
     let real_kid = decode_part(&header)["kid"].as_str().unwrap().to_owned();
     let claims = decode_part(&payload);
     let key = foreign_es256_key();
@@ -128,7 +128,7 @@ async fn unknown_kid_is_invalid(app: TestApp) {
 
 async fn expired_token_is_invalid_after_the_leeway(app: TestApp) {
     let pair = logged_in(&app).await;
-    let token = pair["access_token"].as_str().unwrap();
+    let token = pair.access.as_str();
     app.clock.advance(TimeDelta::seconds(900 + 20));
     assert_eq!(app.get("/v1/auth/me", Some(token)).await.status(), StatusCode::OK, "within the 30 s leeway");
     app.clock.advance(TimeDelta::seconds(15));
@@ -137,12 +137,12 @@ async fn expired_token_is_invalid_after_the_leeway(app: TestApp) {
 
 async fn refresh_token_is_not_a_bearer_token(app: TestApp) {
     let pair = logged_in(&app).await;
-    assert_invalid(&app, &format!("Bearer {}", pair["refresh_token"].as_str().unwrap())).await;
+    assert_invalid(&app, &format!("Bearer {}", pair.refresh.as_str())).await;
 }
 
 async fn scheme_is_case_insensitive(app: TestApp) {
     let pair = logged_in(&app).await;
-    let token = pair["access_token"].as_str().unwrap();
+    let token = pair.access.as_str();
     for scheme in ["bearer", "BEARER", "Bearer"] {
         let res = app
             .client

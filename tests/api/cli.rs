@@ -62,7 +62,7 @@ async fn users_create_and_set_roles_work_on_a_fresh_database(app: TestApp) {
     // The service on that database accepts both accounts.
     let served = TestApp::spawn_on(app.backend, db).await;
     let pair = served.login_ok("root").await;
-    let me: serde_json::Value = served.get("/v1/auth/me", pair["access_token"].as_str()).await.json().await.unwrap();
+    let me: serde_json::Value = served.get("/v1/auth/me", Some(pair.access.as_str())).await.json().await.unwrap();
     assert_eq!(me["roles"], serde_json::json!(["admin", "user"]));
     let res = served.login("generated", &generated).await;
     assert_eq!(res.status(), 200);
@@ -149,7 +149,7 @@ async fn keys_list_rotate_and_retire(app: TestApp) {
     app.tick().await;
     app.register_ok("after").await;
     let pair = app.login_ok("after").await;
-    let kid = jsonwebtoken::decode_header(pair["access_token"].as_str().unwrap()).unwrap().kid.unwrap();
+    let kid = jsonwebtoken::decode_header(pair.access.as_str()).unwrap().kid.unwrap();
     assert_ne!(kid, active_kid);
     assert!(listed.contains(&kid));
 }

@@ -4,6 +4,8 @@
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 
+use signet::config::{CookieSameSite, Settings};
+
 use crate::backend_tests;
 use crate::helpers::{assert_problem, TestApp, PASSWORD};
 
@@ -16,7 +18,10 @@ backend_tests!(
     a_cross_site_form_post_is_rejected,
 );
 
-const SPA: &str = "[cors]\nallowed_origins = [\"https://spa.example\"]";
+/// The SPA's origin allowed.
+fn spa(s: &mut Settings) {
+    s.cors.allowed_origins = vec!["https://spa.example".into()];
+}
 const COOKIE: &str = "__Host-signet_refresh";
 
 async fn cookie_login(app: &TestApp, username: &str) -> (Value, String) {
@@ -80,7 +85,7 @@ async fn cookie_login_keeps_the_refresh_token_out_of_the_body(app: TestApp) {
         .await;
     assert_problem(res, 422, "validation_failed").await;
     // SameSite is configurable.
-    let lax = TestApp::spawn_with(app.backend, "[cookies]\nsame_site = \"Lax\"").await;
+    let lax = TestApp::spawn_with(app.backend, |s: &mut Settings| s.cookies.same_site = CookieSameSite::Lax).await;
     lax.register_ok("spa").await;
     let res = lax
         .post_json("/v1/auth/login", &json!({"username": "spa", "password": PASSWORD, "token_delivery": "cookie"}))
@@ -117,7 +122,7 @@ async fn cookie_refresh_rotates_and_reuse_is_detected(app: TestApp) {
 }
 
 async fn csrf_rejects_missing_or_foreign_origin_and_missing_header(app: TestApp) {
-    let app = TestApp::spawn_with(app.backend, SPA).await;
+    let app = TestApp::spawn_with(app.backend, spa).await;
     let (_, cookie) = cookie_login(&app, "victim").await;
     for (origin, requested_with) in [
         (None, true),
@@ -137,7 +142,7 @@ async fn csrf_rejects_missing_or_foreign_origin_and_missing_header(app: TestApp)
 }
 
 async fn allowed_origin_gets_credentialed_cors(app: TestApp) {
-    let app = TestApp::spawn_with(app.backend, SPA).await;
+    let app = TestApp::spawn_with(app.backend, spa).await;
     let (_, cookie) = cookie_login(&app, "corsy").await;
     let res = app
         .client

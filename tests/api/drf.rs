@@ -5,6 +5,8 @@ use chrono::TimeDelta;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 
+use signet::config::Settings;
+
 use crate::backend_tests;
 use crate::helpers::{assert_problem, captured_logs, TestApp, PASSWORD};
 
@@ -18,7 +20,11 @@ backend_tests!(
     drf_obtain_auth_token_works_with_forms_and_json,
 );
 
-const COMPAT: &str = "[compat]\ndrf = true\nsimplejwt = true";
+/// Both compatibility faces on.
+fn compat(s: &mut Settings) {
+    s.compat.drf = true;
+    s.compat.simplejwt = true;
+}
 
 async fn create_token(app: &TestApp, access: &str, body: Value) -> Response {
     app.client.post(app.url("/v1/auth/api-tokens")).bearer_auth(access).json(&body).send().await.unwrap()
@@ -30,7 +36,7 @@ async fn with_token(app: &TestApp, method: reqwest::Method, path: &str, token: &
 
 async fn login_access(app: &TestApp, name: &str) -> (Value, String) {
     let user = app.register_ok(name).await;
-    let access = app.login_ok(name).await["access_token"].as_str().unwrap().to_owned();
+    let access = app.login_ok(name).await.access;
     (user, access)
 }
 
@@ -194,7 +200,7 @@ async fn post(app: &TestApp, path: &str, body: Value) -> (StatusCode, Value) {
 }
 
 async fn simplejwt_routes_speak_simplejwt(app: TestApp) {
-    let app = TestApp::spawn_with(app.backend, COMPAT).await;
+    let app = TestApp::spawn_with(app.backend, compat).await;
     app.register_ok("django").await;
 
     // Shapes from simplejwt's documentation.
@@ -275,7 +281,7 @@ async fn simplejwt_routes_are_off_by_default(app: TestApp) {
 }
 
 async fn drf_obtain_auth_token_works_with_forms_and_json(app: TestApp) {
-    let app = TestApp::spawn_with(app.backend, COMPAT).await;
+    let app = TestApp::spawn_with(app.backend, compat).await;
     let user = app.register_ok("drfuser").await;
     let res = app
         .client

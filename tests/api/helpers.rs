@@ -108,6 +108,42 @@ impl Drop for TestDb {
     }
 }
 
+/// A token pair from a login or a refresh, typed.
+#[derive(Debug, Clone)]
+pub struct LoggedIn {
+    pub access: String,
+    pub refresh: String,
+    /// The access token's `sub`.
+    pub user_id: String,
+    /// The whole response body, for tests about its shape.
+    pub body: Value,
+}
+
+impl LoggedIn {
+    /// From a token-pair response body (`access_token`, `refresh_token`).
+    pub fn from_pair(body: Value) -> LoggedIn {
+        let access = body["access_token"].as_str().expect("access_token").to_owned();
+        let refresh = body["refresh_token"].as_str().expect("refresh_token").to_owned();
+        let user_id = claims_of(&access)["sub"].as_str().expect("sub").to_owned();
+        LoggedIn { access, refresh, user_id, body }
+    }
+}
+
+/// The payload of a JWT, unverified.
+pub fn claims_of(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url"))
+        .expect("JSON claims")
+}
+
+/// Changes to the test settings, made on the typed [`Settings`].
+pub trait Configure: FnOnce(&mut Settings) {}
+impl<F: FnOnce(&mut Settings)> Configure for F {}
+
+/// No changes.
+pub fn defaults(_: &mut Settings) {}
+
 pub struct TestApp {
     pub address: String,
     pub client: Client,
@@ -122,24 +158,24 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> TestApp {
-        Self::spawn_with(backend, "").await
+        Self::spawn_with(backend, defaults).await
     }
 
-    /// Spawns with extra TOML layered over the test defaults.
-    pub async fn spawn_with(backend: Backend, extra_toml: &str) -> TestApp {
+    /// Spawns with settings changed by `configure` over the test defaults.
+    pub async fn spawn_with(backend: Backend, configure: impl Configure) -> TestApp {
         let db = TestDb::create(backend);
         let clock = Arc::new(ManualClock::new());
-        Self::start(backend, db, clock, extra_toml).await
+        Self::start(backend, db, clock, configure).await
     }
 
     /// Spawns on an existing database (e.g. one prepared by the CLI).
     pub async fn spawn_on(backend: Backend, db: TestDb) -> TestApp {
-        Self::start(backend, db, Arc::new(ManualClock::new()), "").await
+        Self::start(backend, db, Arc::new(ManualClock::new()), defaults).await
     }
 
-    async fn start(backend: Backend, db: TestDb, clock: Arc<ManualClock>, extra_toml: &str) -> TestApp {
+    async fn start(backend: Backend, db: TestDb, clock: Arc<ManualClock>, configure: impl Configure) -> TestApp {
         capture_logs();
-        let settings = test_settings(db.url(), extra_toml);
+        let settings = test_settings(db.url(), configure);
         let app = Application::build(settings.clone(), clock.clone()).await.expect("app builds");
         let address = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
@@ -151,31 +187,31 @@ impl TestApp {
 
     /// Stops the server and starts a new one on the same database and clock.
     pub async fn restart(self) -> TestApp {
-        self.restart_with("").await
+        self.restart_with(defaults).await
     }
 
-    /// Restarts with other settings layered over the test defaults.
-    pub async fn restart_with(self, extra_toml: &str) -> TestApp {
+    /// Restarts with settings changed by `configure` over the test defaults.
+    pub async fn restart_with(self, configure: impl Configure) -> TestApp {
         let TestApp { handle, db, clock, backend, .. } = self;
         handle.stop(true).await;
-        Self::start(backend, db, clock, extra_toml).await
+        Self::start(backend, db, clock, configure).await
     }
 
     /// Stops the server and tries to start one with other settings: the error
     /// of a start-up that fails.
-    pub async fn restart_failing(self, extra_toml: &str) -> String {
+    pub async fn restart_failing(self, configure: impl Configure) -> String {
         let TestApp { handle, db, .. } = self;
         handle.stop(true).await;
-        match Application::build(test_settings(db.url(), extra_toml), Arc::new(ManualClock::new())).await {
+        match Application::build(test_settings(db.url(), configure), Arc::new(ManualClock::new())).await {
             Ok(_) => panic!("start-up should have failed"),
             Err(err) => format!("{err:#}"),
         }
     }
 
     /// A second instance on the same database and clock (a cluster of two).
-    pub async fn spawn_peer(&self, extra_toml: &str) -> TestApp {
+    pub async fn spawn_peer(&self, configure: impl Configure) -> TestApp {
         let db = TestDb::Shared { url: self.db.url().to_owned() };
-        Self::start(self.backend, db, self.clock.clone(), extra_toml).await
+        Self::start(self.backend, db, self.clock.clone(), configure).await
     }
 
     /// One rotation step and reload, now (the background one waits an hour in tests).
@@ -225,10 +261,10 @@ impl TestApp {
     }
 
     /// Logs in with [`PASSWORD`] and returns the token pair.
-    pub async fn login_ok(&self, username: &str) -> Value {
+    pub async fn login_ok(&self, username: &str) -> LoggedIn {
         let res = self.login(username, PASSWORD).await;
         assert_eq!(res.status(), StatusCode::OK, "login {username}");
-        res.json().await.expect("token pair")
+        LoggedIn::from_pair(res.json().await.expect("token pair"))
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Response {
@@ -240,7 +276,7 @@ impl TestApp {
         let user = self.register_ok(username).await;
         let id = user["id"].as_str().expect("id").to_owned();
         self.set_roles_directly(&id, &["admin", "user"]);
-        self.login_ok(username).await["access_token"].as_str().expect("token").to_owned()
+        self.login_ok(username).await.access
     }
 
     /// PATCHes `disabled: true` as an admin; asserts it worked.
@@ -282,7 +318,10 @@ impl TestApp {
     }
 }
 
-pub fn test_settings(db_url: &str, extra_toml: &str) -> Settings {
+/// The test defaults (port 0, one worker, cheap bcrypt, a fixed master key,
+/// a generous per-IP budget), changed by `configure`, then checked like a
+/// configuration file would be.
+pub fn test_settings(db_url: &str, configure: impl Configure) -> Settings {
     let base = format!(
         "[server]\nbind = \"127.0.0.1:0\"\nworkers = 1\n\
          [database]\nurl = \"{db_url}\"\npool_size = 4\n\
@@ -290,56 +329,10 @@ pub fn test_settings(db_url: &str, extra_toml: &str) -> Settings {
          [keys]\nmaster_key = \"{TEST_MASTER_KEY}\"\nreload_secs = 3600\n\
          [throttle]\nper_ip_burst = 1000\n"
     );
-    let merged = merge_toml(&base, extra_toml);
-    Settings::from_toml(&merged).expect("test settings")
-}
-
-/// Layers `extra` over `base` section by section (TOML forbids repeating a table).
-fn merge_toml(base: &str, extra: &str) -> String {
-    let mut base: toml_edit_free::Doc = toml_edit_free::parse(base);
-    base.merge(toml_edit_free::parse(extra));
-    base.render()
-}
-
-/// A tiny section-wise TOML merge, enough for flat `[section] key = value` files.
-mod toml_edit_free {
-    use std::collections::BTreeMap;
-
-    pub struct Doc(BTreeMap<String, BTreeMap<String, String>>);
-
-    pub fn parse(text: &str) -> Doc {
-        let mut doc = BTreeMap::new();
-        let mut section = String::new();
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
-            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                section = name.to_owned();
-            } else if let Some((key, value)) = line.split_once('=') {
-                doc.entry(section.clone())
-                    .or_insert_with(BTreeMap::new)
-                    .insert(key.trim().to_owned(), value.trim().to_owned());
-            }
-        }
-        Doc(doc)
-    }
-
-    impl Doc {
-        pub fn merge(&mut self, other: Doc) {
-            for (section, keys) in other.0 {
-                self.0.entry(section).or_default().extend(keys);
-            }
-        }
-
-        pub fn render(&self) -> String {
-            let mut out = String::new();
-            for (section, keys) in &self.0 {
-                out.push_str(&format!("[{section}]\n"));
-                for (key, value) in keys {
-                    out.push_str(&format!("{key} = {value}\n"));
-                }
-            }
-            out
-        }
-    }
+    let mut settings = Settings::from_toml(&base).expect("test settings");
+    configure(&mut settings);
+    settings.validate().expect("test settings");
+    settings
 }
 
 /// Asserts a problem document with `status` and `code`; returns its body.

@@ -94,7 +94,7 @@ async fn signet_tokens_verify_at_the_microservice(app: TestApp) {
     let service = Microservice::start(&app, Duration::from_secs(10)).await;
     let user = app.register_ok("alice").await;
     let pair = app.login_ok("alice").await;
-    let access = pair["access_token"].as_str().unwrap();
+    let access = pair.access.as_str();
 
     let res = service.get("/public", None).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -109,7 +109,7 @@ async fn signet_tokens_verify_at_the_microservice(app: TestApp) {
     assert_eq!(service.verifier.cache_len(), 1, "one token, verified once");
 
     // A refreshed token verifies too; the refresh token itself never does.
-    let refreshed: Value = app.refresh(pair["refresh_token"].as_str().unwrap()).await.json().await.unwrap();
+    let refreshed: Value = app.refresh(pair.refresh.as_str()).await.json().await.unwrap();
     let res = service.get_bearer("/user", refreshed["access_token"].as_str().unwrap()).await;
     assert_eq!(res.status(), StatusCode::OK);
     let res = service.get_bearer("/user", refreshed["refresh_token"].as_str().unwrap()).await;
@@ -123,7 +123,7 @@ async fn signet_tokens_verify_at_the_microservice(app: TestApp) {
 async fn missing_and_bad_tokens_are_401_with_rfc6750_challenges(app: TestApp) {
     let service = Microservice::start(&app, Duration::from_secs(10)).await;
     app.register_ok("bob").await;
-    let access = app.login_ok("bob").await["access_token"].as_str().unwrap().to_owned();
+    let access = app.login_ok("bob").await.access;
 
     let res = service.get("/user", None).await;
     assert_eq!(www_authenticate(&res), "Bearer realm=\"signet\"");
@@ -151,7 +151,7 @@ async fn missing_and_bad_tokens_are_401_with_rfc6750_challenges(app: TestApp) {
 async fn user_on_the_admin_route_is_403(app: TestApp) {
     let service = Microservice::start(&app, Duration::from_secs(10)).await;
     app.register_ok("carol").await;
-    let user = app.login_ok("carol").await["access_token"].as_str().unwrap().to_owned();
+    let user = app.login_ok("carol").await.access;
     let res = service.get_bearer("/admin", &user).await;
     assert!(www_authenticate(&res).contains("error=\"insufficient_scope\""), "{}", www_authenticate(&res));
     assert_problem(res, 403, "insufficient_role").await;
@@ -181,7 +181,7 @@ async fn forged_kid_flood_costs_at_most_the_rate_limited_fetches(app: TestApp) {
     let interval = Duration::from_secs(1);
     let service = Microservice::start(&app, interval).await;
     app.register_ok("dave").await;
-    let genuine = app.login_ok("dave").await["access_token"].as_str().unwrap().to_owned();
+    let genuine = app.login_ok("dave").await.access;
     // Past the interval since the first fetch, so the flood may start one.
     tokio::time::sleep(interval + Duration::from_millis(100)).await;
     let before = service.verifier.key_source_stats().unwrap();
@@ -224,7 +224,7 @@ async fn rotated_keys_verify_without_a_restart(app: TestApp) {
     let interval = Duration::from_millis(500);
     let service = Microservice::start(&app, interval).await;
     app.register_ok("erin").await;
-    let first = app.login_ok("erin").await["access_token"].as_str().unwrap().to_owned();
+    let first = app.login_ok("erin").await.access;
     assert_eq!(service.get_bearer("/user", &first).await.status(), StatusCode::OK);
 
     // signet publishes the successor ahead of time, then signs with it.
@@ -233,7 +233,7 @@ async fn rotated_keys_verify_without_a_restart(app: TestApp) {
     app.tick().await;
     app.clock.advance(s.prepublish);
     app.tick().await;
-    let rotated = app.login_ok("erin").await["access_token"].as_str().unwrap().to_owned();
+    let rotated = app.login_ok("erin").await.access;
     assert_ne!(kid_of(&rotated), kid_of(&first), "signet rotated");
 
     // The microservice has not refreshed on schedule yet (real time barely

@@ -10,7 +10,6 @@ mod abuse;
 mod accounts;
 mod admin;
 mod attacks;
-mod attacks_fixed;
 mod bearer;
 mod cli;
 mod cookies;

@@ -26,6 +26,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, COOKIE};
 use reqwest::Method;
 use serde_json::{json, Value};
+use signet::config::Settings;
 use signet_verify::{AccessClaims, Audience, Rules, Verifier};
 
 use crate::backend_tests;
@@ -48,10 +49,13 @@ fn config(cases: u32) -> Config {
 
 /// The rate limits stay on, but far above what the run sends: otherwise most
 /// requests would end as 429 before reaching a body parser.
-const GENEROUS_LIMITS: &str = "[throttle]\nper_ip_burst = 1000000\nper_ip_per_minute = 1000000";
+fn generous_limits(s: &mut Settings) {
+    s.throttle.per_ip_burst = 1_000_000;
+    s.throttle.per_ip_per_minute = 1_000_000;
+}
 
 async fn random_requests_never_get_a_5xx(app: TestApp) {
-    let app = app.restart_with(GENEROUS_LIMITS).await;
+    let app = app.restart_with(generous_limits).await;
     let fixture = Arc::new(Fixture::new(app).await);
     let started = Instant::now();
     let cases = cases(512);
@@ -79,7 +83,7 @@ async fn random_requests_never_get_a_5xx(app: TestApp) {
     // changed fuzz-user's password, as /v1/auth/password sees PASSWORD often).
     fixture.app.register_ok("fuzz-after").await;
     let pair = fixture.app.login_ok("fuzz-after").await;
-    assert_eq!(fixture.app.get("/v1/auth/me", pair["access_token"].as_str()).await.status(), 200);
+    assert_eq!(fixture.app.get("/v1/auth/me", Some(pair.access.as_str())).await.status(), 200);
 }
 
 /// The app plus the identities random requests may borrow.
@@ -96,7 +100,7 @@ struct Fixture {
 impl Fixture {
     async fn new(app: TestApp) -> Fixture {
         app.register_ok("fuzz-user").await;
-        let user_token = app.login_ok("fuzz-user").await["access_token"].as_str().unwrap().to_owned();
+        let user_token = app.login_ok("fuzz-user").await.access;
         let admin_token = app.admin_token("fuzz-admin").await;
         let victim_id = app.register_ok("fuzz-victim").await["id"].as_str().unwrap().to_owned();
         Fixture { app, user_token, admin_token, victim_id, statuses: Mutex::new(BTreeMap::new()) }

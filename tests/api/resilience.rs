@@ -3,13 +3,18 @@
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use reqwest::StatusCode;
 
+use signet::config::Settings;
+
 use crate::backend_tests;
 use crate::helpers::{assert_problem, Backend, TestApp, TestDb};
 
 backend_tests!(cors_answers_listed_origins_only);
 
 async fn cors_answers_listed_origins_only(app: TestApp) {
-    let app = TestApp::spawn_with(app.backend, "[cors]\nallowed_origins = [\"https://app.example\"]").await;
+    let app = TestApp::spawn_with(app.backend, |s: &mut Settings| {
+        s.cors.allowed_origins = vec!["https://app.example".into()];
+    })
+    .await;
     let preflight = |origin: &'static str| {
         app.client
             .request(reqwest::Method::OPTIONS, app.url("/v1/auth/login"))
@@ -36,7 +41,7 @@ async fn database_outage_is_503_and_the_service_recovers() {
         eprintln!("SIGNET_TEST_POSTGRES_URL not set: skipping the outage test");
         return;
     }
-    let app = TestApp::spawn_with(Backend::Postgres, "[database]\nconnect_timeout_secs = 1").await;
+    let app = TestApp::spawn_with(Backend::Postgres, |s: &mut Settings| s.database.connect_timeout_secs = 1).await;
     app.register_ok("steady").await;
     let TestDb::Postgres { admin_url, name, .. } = &app.db else { unreachable!() };
     let mut admin = PgConnection::establish(admin_url).unwrap();

@@ -6,13 +6,14 @@ use chrono::TimeDelta;
 use futures_util::future::join;
 use reqwest::StatusCode;
 use serde_json::Value;
+use signet::config::{Settings, SigningAlgorithm};
 use signet::keys::master::MasterKey;
 use signet::keys::model::{self as keys_model, STATE_ACTIVE};
 use signet::keys::rotation::Schedule;
 use signet_verify::{JwkSet, KeySet, Rules, Verifier};
 
 use crate::backend_tests;
-use crate::helpers::{assert_problem, TestApp, TEST_MASTER_KEY};
+use crate::helpers::{assert_problem, defaults, TestApp, TEST_MASTER_KEY};
 
 backend_tests!(
     a_whole_rotation,
@@ -42,14 +43,6 @@ async fn jwks_kids(app: &TestApp) -> Vec<String> {
     jwks.keys.iter().map(|k| k.common.key_id.clone().unwrap()).collect()
 }
 
-fn access(pair: &Value) -> String {
-    pair["access_token"].as_str().unwrap().to_owned()
-}
-
-fn refresh(pair: &Value) -> String {
-    pair["refresh_token"].as_str().unwrap().to_owned()
-}
-
 fn schedule(app: &TestApp) -> Schedule {
     Schedule::from_settings(&app.settings)
 }
@@ -62,7 +55,7 @@ async fn a_whole_rotation(app: TestApp) {
     let s = schedule(&app);
     app.register_ok("alice").await;
     let first = app.login_ok("alice").await;
-    let old_kid = kid_of(&access(&first));
+    let old_kid = kid_of(&first.access);
     assert_eq!(jwks_kids(&app).await, std::slice::from_ref(&old_kid));
 
     // Just before the key's time is up, the successor is published but does not sign.
@@ -71,18 +64,18 @@ async fn a_whole_rotation(app: TestApp) {
     let kids = jwks_kids(&app).await;
     assert_eq!(kids.len(), 2, "{kids:?}");
     let new_kid = kids.iter().find(|k| **k != old_kid).unwrap().clone();
-    assert_eq!(kid_of(&access(&app.login_ok("alice").await)), old_kid);
+    assert_eq!(kid_of(&app.login_ok("alice").await.access), old_kid);
     app.clock.advance(s.prepublish - TimeDelta::seconds(10));
     let before_switch = app.login_ok("alice").await;
-    assert_eq!(kid_of(&access(&before_switch)), old_kid);
+    assert_eq!(kid_of(&before_switch.access), old_kid);
 
     // At its planned time the new key signs, even before any instance reloads.
     app.clock.advance(TimeDelta::seconds(10));
     let after_switch = app.login_ok("alice").await;
-    assert_eq!(kid_of(&access(&after_switch)), new_kid);
+    assert_eq!(kid_of(&after_switch.access), new_kid);
     app.tick().await;
     // Tokens of the old key still verify, and the old key is still published.
-    assert_eq!(me_status(&app, &access(&before_switch)).await, StatusCode::OK);
+    assert_eq!(me_status(&app, &before_switch.access).await, StatusCode::OK);
     assert!(jwks_kids(&app).await.contains(&old_kid));
 
     // Once its last access token has expired (plus leeway and JWKS max-age) it leaves the JWKS...
@@ -90,10 +83,10 @@ async fn a_whole_rotation(app: TestApp) {
     app.tick().await;
     assert_eq!(jwks_kids(&app).await, std::slice::from_ref(&new_kid));
     // ...but its refresh tokens still refresh, into tokens of the new key.
-    let res = app.refresh(&refresh(&before_switch)).await;
+    let res = app.refresh(&before_switch.refresh).await;
     assert_eq!(res.status(), StatusCode::OK);
     let rotated: Value = res.json().await.unwrap();
-    assert_eq!(kid_of(&access(&rotated)), new_kid);
+    assert_eq!(kid_of(rotated["access_token"].as_str().unwrap()), new_kid);
 
     // After every refresh token of the old key has expired, it is deleted.
     app.clock.advance(s.verify_after_retire);
@@ -106,7 +99,7 @@ async fn a_whole_rotation(app: TestApp) {
 async fn retire_makes_its_tokens_fail_at_once(app: TestApp) {
     app.register_ok("bob").await;
     let pair = app.login_ok("bob").await;
-    let kid = kid_of(&access(&pair));
+    let kid = kid_of(&pair.access);
     {
         let mut conn = app.conn();
         let master = MasterKey::from_bytes(&base64_decode(TEST_MASTER_KEY)).unwrap();
@@ -116,13 +109,13 @@ async fn retire_makes_its_tokens_fail_at_once(app: TestApp) {
     }
     app.tick().await;
     assert!(!jwks_kids(&app).await.contains(&kid));
-    let res = app.get("/v1/auth/me", Some(&access(&pair))).await;
+    let res = app.get("/v1/auth/me", Some(&pair.access)).await;
     assert_problem(res, 401, "invalid_token").await;
-    assert_problem(app.refresh(&refresh(&pair)).await, 401, "invalid_refresh_token").await;
+    assert_problem(app.refresh(&pair.refresh).await, 401, "invalid_refresh_token").await;
     // A replacement signs at once.
     let fresh = app.login_ok("bob").await;
-    assert_ne!(kid_of(&access(&fresh)), kid);
-    assert_eq!(me_status(&app, &access(&fresh)).await, StatusCode::OK);
+    assert_ne!(kid_of(&fresh.access), kid);
+    assert_eq!(me_status(&app, &fresh.access).await, StatusCode::OK);
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {
@@ -132,7 +125,7 @@ fn base64_decode(text: &str) -> Vec<u8> {
 
 async fn private_keys_are_encrypted_at_rest(app: TestApp) {
     // Three algorithms' worth of keys: start ES256, then pre-publish RS256 and EdDSA keys.
-    let app = app.restart_with("[tokens]\nalgorithm = \"RS256\"").await;
+    let app = app.restart_with(|s: &mut Settings| s.tokens.algorithm = SigningAlgorithm::RS256).await;
     let mut conn = app.conn();
     let rows = keys_model::all(&mut conn).unwrap();
     assert!(rows.len() >= 2);
@@ -154,12 +147,14 @@ async fn private_keys_are_encrypted_at_rest(app: TestApp) {
 }
 
 async fn eddsa_and_rs256_tokens_verify_against_the_jwks(app: TestApp) {
-    for (algorithm, expected) in [("EdDSA", jsonwebtoken::Algorithm::EdDSA), ("RS256", jsonwebtoken::Algorithm::RS256)]
-    {
-        let app = TestApp::spawn_with(app.backend, &format!("[tokens]\nalgorithm = \"{algorithm}\"")).await;
+    for (algorithm, expected) in [
+        (SigningAlgorithm::EdDSA, jsonwebtoken::Algorithm::EdDSA),
+        (SigningAlgorithm::RS256, jsonwebtoken::Algorithm::RS256),
+    ] {
+        let app = TestApp::spawn_with(app.backend, |s: &mut Settings| s.tokens.algorithm = algorithm).await;
         app.register_ok("carol").await;
         let pair = app.login_ok("carol").await;
-        assert_eq!(alg_of(&access(&pair)), expected);
+        assert_eq!(alg_of(&pair.access), expected);
         let jwks: JwkSet = app.get("/.well-known/jwks.json", None).await.json().await.unwrap();
         let (keys, skipped) = KeySet::from_jwks(&jwks);
         assert!(skipped.is_empty());
@@ -167,39 +162,42 @@ async fn eddsa_and_rs256_tokens_verify_against_the_jwks(app: TestApp) {
             keys,
             Rules { issuer: "http://127.0.0.1:8080".into(), audience: "signet".into(), leeway_secs: 30 },
         );
-        verifier.verify(&access(&pair)).unwrap();
-        let refreshed = app.refresh(&refresh(&pair)).await;
+        verifier.verify(&pair.access).unwrap();
+        let refreshed = app.refresh(&pair.refresh).await;
         assert_eq!(refreshed.status(), StatusCode::OK);
         let discovery: Value = app.get("/.well-known/openid-configuration", None).await.json().await.unwrap();
-        assert_eq!(discovery["id_token_signing_alg_values_supported"], serde_json::json!([algorithm]));
+        assert_eq!(discovery["id_token_signing_alg_values_supported"], serde_json::json!([algorithm.name()]));
     }
 }
 
 async fn changing_the_algorithm_rotates_on_schedule(app: TestApp) {
     app.register_ok("dave").await;
     let es = app.login_ok("dave").await;
-    assert_eq!(alg_of(&access(&es)), jsonwebtoken::Algorithm::ES256);
-    let app = app.restart_with("[tokens]\nalgorithm = \"EdDSA\"").await;
+    assert_eq!(alg_of(&es.access), jsonwebtoken::Algorithm::ES256);
+    let app = app.restart_with(|s: &mut Settings| s.tokens.algorithm = SigningAlgorithm::EdDSA).await;
     assert_eq!(jwks_kids(&app).await.len(), 2, "EdDSA key pre-published");
     app.clock.advance(schedule(&app).prepublish - TimeDelta::seconds(5));
     let es = app.login_ok("dave").await;
-    assert_eq!(alg_of(&access(&es)), jsonwebtoken::Algorithm::ES256);
+    assert_eq!(alg_of(&es.access), jsonwebtoken::Algorithm::ES256);
     app.clock.advance(TimeDelta::seconds(5));
-    assert_eq!(alg_of(&access(&app.login_ok("dave").await)), jsonwebtoken::Algorithm::EdDSA);
-    assert_eq!(me_status(&app, &access(&es)).await, StatusCode::OK, "ES256 tokens still verify");
+    assert_eq!(alg_of(&app.login_ok("dave").await.access), jsonwebtoken::Algorithm::EdDSA);
+    assert_eq!(me_status(&app, &es.access).await, StatusCode::OK, "ES256 tokens still verify");
 }
 
 async fn a_wrong_master_key_stops_start_up(app: TestApp) {
     let other = "b3RoZXItbWFzdGVyLWtleS0zMi1ieXRlcy1sb25nISE=";
-    let err = app.restart_failing(&format!("[keys]\nmaster_key = \"{other}\"")).await;
+    let err = app.restart_failing(|s: &mut Settings| s.keys.master_key = other.into()).await;
     assert!(err.contains("wrong master key"), "{err}");
 }
 
 async fn a_missing_master_key_is_generated_only_for_a_fresh_database(app: TestApp) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("master.key");
-    let settings = format!("[keys]\nmaster_key = \"\"\nmaster_key_file = \"{}\"", file.display());
-    let app = TestApp::spawn_with(app.backend, &settings).await;
+    let key_file = |s: &mut Settings| {
+        s.keys.master_key = "".into();
+        s.keys.master_key_file = file.display().to_string();
+    };
+    let app = TestApp::spawn_with(app.backend, key_file).await;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -207,12 +205,12 @@ async fn a_missing_master_key_is_generated_only_for_a_fresh_database(app: TestAp
         assert_eq!(mode & 0o777, 0o600);
     }
     let key = std::fs::read_to_string(&file).unwrap();
-    let app = app.restart_with(&settings).await;
+    let app = app.restart_with(key_file).await;
     assert_eq!(std::fs::read_to_string(&file).unwrap(), key, "reused, not regenerated");
     // The key file gone, the database keys stay unreadable: start-up refuses
     // to invent a new master key.
     std::fs::remove_file(&file).unwrap();
-    let err = app.restart_failing(&settings).await;
+    let err = app.restart_failing(key_file).await;
     assert!(err.contains("no master key is configured"), "{err}");
     assert!(!file.exists());
 }
@@ -239,7 +237,7 @@ async fn jwks_has_an_etag(app: TestApp) {
 }
 
 async fn two_instances_agree_at_every_moment_of_a_rotation(app: TestApp) {
-    let peer = app.spawn_peer("").await;
+    let peer = app.spawn_peer(defaults).await;
     let s = schedule(&app);
     app.register_ok("erin").await;
     let moments = [
@@ -262,31 +260,35 @@ async fn two_instances_agree_at_every_moment_of_a_rotation(app: TestApp) {
         assert_eq!(active, 1, "step {step}: exactly one active key");
         let from_app = app.login_ok("erin").await;
         let from_peer = peer.login_ok("erin").await;
-        assert_eq!(kid_of(&access(&from_app)), kid_of(&access(&from_peer)), "step {step}: same signing key");
-        assert_eq!(me_status(&peer, &access(&from_app)).await, StatusCode::OK, "step {step}");
-        assert_eq!(me_status(&app, &access(&from_peer)).await, StatusCode::OK, "step {step}");
-        assert_eq!(peer.refresh(&refresh(&from_app)).await.status(), StatusCode::OK, "step {step}");
-        assert_eq!(app.refresh(&refresh(&from_peer)).await.status(), StatusCode::OK, "step {step}");
+        assert_eq!(kid_of(&from_app.access), kid_of(&from_peer.access), "step {step}: same signing key");
+        assert_eq!(me_status(&peer, &from_app.access).await, StatusCode::OK, "step {step}");
+        assert_eq!(me_status(&app, &from_peer.access).await, StatusCode::OK, "step {step}");
+        assert_eq!(peer.refresh(&from_app.refresh).await.status(), StatusCode::OK, "step {step}");
+        assert_eq!(app.refresh(&from_peer.refresh).await.status(), StatusCode::OK, "step {step}");
     }
 }
 
 async fn hs256_signs_with_the_configured_secret_and_publishes_nothing(app: TestApp) {
     app.register_ok("frank").await;
     let es = app.login_ok("frank").await;
-    let es_kid = kid_of(&access(&es));
-    let app =
-        app.restart_with(&format!("[tokens]\nalgorithm = \"HS256\"\n[keys]\nhmac_secret = \"{HMAC_SECRET}\"")).await;
+    let es_kid = kid_of(&es.access);
+    let app = app
+        .restart_with(|s: &mut Settings| {
+            s.tokens.algorithm = SigningAlgorithm::HS256;
+            s.keys.hmac_secret = HMAC_SECRET.into();
+        })
+        .await;
     let hs = app.login_ok("frank").await;
-    assert_eq!(alg_of(&access(&hs)), jsonwebtoken::Algorithm::HS256);
-    let hs_kid = kid_of(&access(&hs));
+    assert_eq!(alg_of(&hs.access), jsonwebtoken::Algorithm::HS256);
+    let hs_kid = kid_of(&hs.access);
     assert_ne!(hs_kid, es_kid);
-    assert_eq!(me_status(&app, &access(&hs)).await, StatusCode::OK);
-    assert_eq!(app.refresh(&refresh(&hs)).await.status(), StatusCode::OK);
+    assert_eq!(me_status(&app, &hs.access).await, StatusCode::OK);
+    assert_eq!(app.refresh(&hs.refresh).await.status(), StatusCode::OK);
     // The secret is never published; the retired ES256 key still is, and its tokens still verify.
     let jwks: Value = app.get("/.well-known/jwks.json", None).await.json().await.unwrap();
     assert!(!jwks.to_string().contains(&hs_kid));
     assert!(jwks["keys"].as_array().unwrap().iter().all(|k| k["kty"] != "oct"));
-    assert_eq!(me_status(&app, &access(&es)).await, StatusCode::OK);
+    assert_eq!(me_status(&app, &es.access).await, StatusCode::OK);
     // A verifier with the secret accepts the token.
     let mut keys = KeySet::default();
     keys.insert_hmac_secret(&hs_kid, &base64_decode(HMAC_SECRET)).unwrap();
@@ -294,8 +296,13 @@ async fn hs256_signs_with_the_configured_secret_and_publishes_nothing(app: TestA
         keys,
         Rules { issuer: "http://127.0.0.1:8080".into(), audience: "signet".into(), leeway_secs: 30 },
     );
-    verifier.verify(&access(&hs)).unwrap();
+    verifier.verify(&hs.access).unwrap();
     // HS256 without a secret, or a short one, does not start.
-    let err = app.restart_failing("[tokens]\nalgorithm = \"HS256\"\n[keys]\nhmac_secret = \"c2hvcnQ=\"").await;
+    let err = app
+        .restart_failing(|s: &mut Settings| {
+            s.tokens.algorithm = SigningAlgorithm::HS256;
+            s.keys.hmac_secret = "c2hvcnQ=".into();
+        })
+        .await;
     assert!(err.contains("hmac_secret"), "{err}");
 }

@@ -5,8 +5,10 @@ use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use signet::config::Settings;
+
 use crate::backend_tests;
-use crate::helpers::{assert_problem, TestApp, PASSWORD};
+use crate::helpers::{assert_problem, claims_of, LoggedIn, TestApp, PASSWORD};
 
 backend_tests!(
     refresh_rotates_and_reuse_revokes_the_session,
@@ -22,53 +24,39 @@ backend_tests!(
     sessions_are_listed_and_deleted_by_their_owner,
 );
 
-fn claims(token: &str) -> Value {
-    use base64::Engine;
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
-
-fn refresh_of(pair: &Value) -> String {
-    pair["refresh_token"].as_str().unwrap().to_owned()
-}
-
-fn access_of(pair: &Value) -> String {
-    pair["access_token"].as_str().unwrap().to_owned()
-}
-
-async fn refresh_ok(app: &TestApp, token: &str) -> Value {
+async fn refresh_ok(app: &TestApp, token: &str) -> LoggedIn {
     let res = app.refresh(token).await;
     assert_eq!(res.status(), StatusCode::OK, "refresh");
     assert_eq!(res.headers()["cache-control"], "no-store");
-    res.json().await.unwrap()
+    LoggedIn::from_pair(res.json().await.unwrap())
 }
 
-async fn logged_in(app: &TestApp, name: &str) -> Value {
+async fn logged_in(app: &TestApp, name: &str) -> LoggedIn {
     app.register_ok(name).await;
     app.login_ok(name).await
 }
 
 async fn refresh_rotates_and_reuse_revokes_the_session(app: TestApp) {
     let first = logged_in(&app, "alice").await;
-    let second = refresh_ok(&app, &refresh_of(&first)).await;
-    let (c1, c2) = (claims(&refresh_of(&first)), claims(&refresh_of(&second)));
+    let second = refresh_ok(&app, &first.refresh).await;
+    let (c1, c2) = (claims_of(&first.refresh), claims_of(&second.refresh));
     assert_ne!(c1["jti"], c2["jti"]);
     assert_eq!(c1["sid"], c2["sid"]);
-    assert_eq!(claims(&access_of(&second))["sid"], c1["sid"]);
-    let third = refresh_ok(&app, &refresh_of(&second)).await;
+    assert_eq!(claims_of(&second.access)["sid"], c1["sid"]);
+    let third = refresh_ok(&app, &second.refresh).await;
 
     // The first token comes back: the whole session dies.
-    assert_problem(app.refresh(&refresh_of(&first)).await, 401, "refresh_token_reused").await;
-    assert_problem(app.refresh(&refresh_of(&third)).await, 401, "invalid_refresh_token").await;
-    assert_problem(app.refresh(&refresh_of(&first)).await, 401, "invalid_refresh_token").await;
+    assert_problem(app.refresh(&first.refresh).await, 401, "refresh_token_reused").await;
+    assert_problem(app.refresh(&third.refresh).await, 401, "invalid_refresh_token").await;
+    assert_problem(app.refresh(&first.refresh).await, 401, "invalid_refresh_token").await;
     // Another login is unaffected.
     let other = app.login_ok("alice").await;
-    refresh_ok(&app, &refresh_of(&other)).await;
+    refresh_ok(&app, &other.refresh).await;
 }
 
 async fn sixteen_concurrent_refreshes_have_one_winner(app: TestApp) {
     let pair = logged_in(&app, "racer").await;
-    let token = refresh_of(&pair);
+    let token = pair.refresh.clone();
     let responses = join_all((0..16).map(|_| app.refresh(&token))).await;
     let statuses: Vec<u16> = responses.iter().map(|r| r.status().as_u16()).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
@@ -76,67 +64,72 @@ async fn sixteen_concurrent_refreshes_have_one_winner(app: TestApp) {
 }
 
 async fn grace_returns_the_same_successor_then_revokes_after_it(app: TestApp) {
-    let app_with_grace = TestApp::spawn_with(app.backend, "[tokens]\nrefresh_reuse_grace_secs = 10").await;
+    let app_with_grace =
+        TestApp::spawn_with(app.backend, |s: &mut Settings| s.tokens.refresh_reuse_grace_secs = 10).await;
     let app = app_with_grace;
     let first = logged_in(&app, "tabs").await;
-    let winner = refresh_ok(&app, &refresh_of(&first)).await;
+    let winner = refresh_ok(&app, &first.refresh).await;
     app.clock.advance(TimeDelta::seconds(3));
-    let second_tab = refresh_ok(&app, &refresh_of(&first)).await;
-    let (w, s) = (claims(&refresh_of(&winner)), claims(&refresh_of(&second_tab)));
+    let second_tab = refresh_ok(&app, &first.refresh).await;
+    let (w, s) = (claims_of(&winner.refresh), claims_of(&second_tab.refresh));
     for claim in ["jti", "sid", "exp", "iat"] {
         assert_eq!(w[claim], s[claim], "{claim}");
     }
     // Both tabs continue on the one chain.
-    let next = refresh_ok(&app, &refresh_of(&second_tab)).await;
+    let next = refresh_ok(&app, &second_tab.refresh).await;
 
     // Outside the window the old token is reuse again.
     app.clock.advance(TimeDelta::seconds(10));
-    assert_problem(app.refresh(&refresh_of(&first)).await, 401, "refresh_token_reused").await;
-    assert_problem(app.refresh(&refresh_of(&next)).await, 401, "invalid_refresh_token").await;
+    assert_problem(app.refresh(&first.refresh).await, 401, "refresh_token_reused").await;
+    assert_problem(app.refresh(&next.refresh).await, 401, "invalid_refresh_token").await;
 
     // With the grace window, a 16-way race puts every tab on the same successor.
     let pair = app.login_ok("tabs").await;
-    let token = refresh_of(&pair);
+    let token = pair.refresh.clone();
     let responses = join_all((0..16).map(|_| app.refresh(&token))).await;
     let mut jtis = Vec::new();
     for res in responses {
         assert_eq!(res.status(), StatusCode::OK);
         let body: Value = res.json().await.unwrap();
-        jtis.push(claims(&refresh_of(&body))["jti"].clone());
+        jtis.push(claims_of(body["refresh_token"].as_str().unwrap())["jti"].clone());
     }
     jtis.dedup();
     assert_eq!(jtis.len(), 1, "one successor for all");
 }
 
 async fn absolute_lifetime_cuts_a_rotating_session(app: TestApp) {
-    let app = TestApp::spawn_with(app.backend, "[tokens]\nsession_max_secs = 100\nrefresh_ttl_secs = 60").await;
+    let app = TestApp::spawn_with(app.backend, |s: &mut Settings| {
+        s.tokens.session_max_secs = 100;
+        s.tokens.refresh_ttl_secs = 60;
+    })
+    .await;
     let pair = logged_in(&app, "marathon").await;
-    assert_eq!(pair["refresh_expires_in"], 60);
+    assert_eq!(pair.body["refresh_expires_in"], 60);
     app.clock.advance(TimeDelta::seconds(50));
-    let pair = refresh_ok(&app, &refresh_of(&pair)).await;
+    let pair = refresh_ok(&app, &pair.refresh).await;
     // Capped by the session's end, not the refresh lifetime.
-    assert_eq!(pair["refresh_expires_in"], 50);
-    let c = claims(&refresh_of(&pair));
+    assert_eq!(pair.body["refresh_expires_in"], 50);
+    let c = claims_of(&pair.refresh);
     assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 50);
     app.clock.advance(TimeDelta::seconds(45));
-    let pair = refresh_ok(&app, &refresh_of(&pair)).await;
-    assert_eq!(pair["refresh_expires_in"], 5);
+    let pair = refresh_ok(&app, &pair.refresh).await;
+    assert_eq!(pair.body["refresh_expires_in"], 5);
     app.clock.advance(TimeDelta::seconds(6));
-    assert_problem(app.refresh(&refresh_of(&pair)).await, 401, "invalid_refresh_token").await;
+    assert_problem(app.refresh(&pair.refresh).await, 401, "invalid_refresh_token").await;
 }
 
 async fn idle_refresh_token_expires(app: TestApp) {
-    let app = TestApp::spawn_with(app.backend, "[tokens]\nrefresh_ttl_secs = 60").await;
+    let app = TestApp::spawn_with(app.backend, |s: &mut Settings| s.tokens.refresh_ttl_secs = 60).await;
     let pair = logged_in(&app, "sleepy").await;
     app.clock.advance(TimeDelta::seconds(61));
-    assert_problem(app.refresh(&refresh_of(&pair)).await, 401, "invalid_refresh_token").await;
+    assert_problem(app.refresh(&pair.refresh).await, 401, "invalid_refresh_token").await;
 }
 
 async fn roles_granted_by_an_admin_appear_at_the_next_refresh(app: TestApp) {
     let admin = app.admin_token("root").await;
     let user = app.register_ok("promoted").await;
     let pair = app.login_ok("promoted").await;
-    assert_eq!(claims(&access_of(&pair))["roles"], json!(["user"]));
+    assert_eq!(claims_of(&pair.access)["roles"], json!(["user"]));
     let res = app
         .client
         .put(app.url(&format!("/v1/admin/users/{}/roles", user["id"].as_str().unwrap())))
@@ -146,13 +139,13 @@ async fn roles_granted_by_an_admin_appear_at_the_next_refresh(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let pair = refresh_ok(&app, &refresh_of(&pair)).await;
-    assert_eq!(claims(&access_of(&pair))["roles"], json!(["editor", "user"]));
+    let pair = refresh_ok(&app, &pair.refresh).await;
+    assert_eq!(claims_of(&pair.access)["roles"], json!(["editor", "user"]));
 }
 
 async fn refresh_accepts_no_access_token_and_no_garbage(app: TestApp) {
     let pair = logged_in(&app, "mixup").await;
-    assert_problem(app.refresh(&access_of(&pair)).await, 401, "invalid_refresh_token").await;
+    assert_problem(app.refresh(&pair.access).await, 401, "invalid_refresh_token").await;
     assert_problem(app.refresh("garbage").await, 401, "invalid_refresh_token").await;
     // No token in the body (and no cookie): nothing to refresh with.
     let res = app.post_json("/v1/auth/refresh", &json!({})).await;
@@ -168,11 +161,11 @@ async fn logout(app: &TestApp, refresh: &str) -> reqwest::Response {
 async fn logout_ends_only_its_session(app: TestApp) {
     let a = logged_in(&app, "leaver").await;
     let b = app.login_ok("leaver").await;
-    assert_eq!(logout(&app, &refresh_of(&a)).await.status(), StatusCode::NO_CONTENT);
-    assert_problem(app.refresh(&refresh_of(&a)).await, 401, "invalid_refresh_token").await;
-    refresh_ok(&app, &refresh_of(&b)).await;
+    assert_eq!(logout(&app, &a.refresh).await.status(), StatusCode::NO_CONTENT);
+    assert_problem(app.refresh(&a.refresh).await, 401, "invalid_refresh_token").await;
+    refresh_ok(&app, &b.refresh).await;
     // Idempotent; garbage is refused.
-    assert_eq!(logout(&app, &refresh_of(&a)).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(logout(&app, &a.refresh).await.status(), StatusCode::NO_CONTENT);
     assert_problem(logout(&app, "garbage").await, 401, "invalid_refresh_token").await;
 }
 
@@ -180,12 +173,12 @@ async fn logout_all_ends_every_session(app: TestApp) {
     let a = logged_in(&app, "everywhere").await;
     let b = app.login_ok("everywhere").await;
     let other_user = logged_in(&app, "bystander").await;
-    let res = app.client.post(app.url("/v1/auth/logout-all")).bearer_auth(access_of(&a)).send().await.unwrap();
+    let res = app.client.post(app.url("/v1/auth/logout-all")).bearer_auth(&a.access).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     for pair in [&a, &b] {
-        assert_problem(app.refresh(&refresh_of(pair)).await, 401, "invalid_refresh_token").await;
+        assert_problem(app.refresh(&pair.refresh).await, 401, "invalid_refresh_token").await;
     }
-    refresh_ok(&app, &refresh_of(&other_user)).await;
+    refresh_ok(&app, &other_user.refresh).await;
     let res = app.client.post(app.url("/v1/auth/logout-all")).send().await.unwrap();
     assert_problem(res, 401, "missing_token").await;
 }
@@ -205,20 +198,19 @@ async fn password_change_keeps_only_the_callers_session(app: TestApp) {
     let other = app.login_ok("changer").await;
     let new_password = "amber-lantern-58-quiet";
     assert_problem(
-        change_password(&app, &access_of(&mine), "wrong-password-x", new_password).await,
+        change_password(&app, &mine.access, "wrong-password-x", new_password).await,
         401,
         "invalid_credentials",
     )
     .await;
     let body =
-        assert_problem(change_password(&app, &access_of(&mine), PASSWORD, "password1").await, 422, "weak_password")
-            .await;
+        assert_problem(change_password(&app, &mine.access, PASSWORD, "password1").await, 422, "weak_password").await;
     assert_eq!(body["errors"][0]["field"], "new_password");
 
-    let res = change_password(&app, &access_of(&mine), PASSWORD, new_password).await;
+    let res = change_password(&app, &mine.access, PASSWORD, new_password).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    assert_problem(app.refresh(&refresh_of(&other)).await, 401, "invalid_refresh_token").await;
-    refresh_ok(&app, &refresh_of(&mine)).await;
+    assert_problem(app.refresh(&other.refresh).await, 401, "invalid_refresh_token").await;
+    refresh_ok(&app, &mine.refresh).await;
     assert_problem(app.login("changer", PASSWORD).await, 401, "invalid_credentials").await;
     assert_eq!(app.login("changer", new_password).await.status(), StatusCode::OK);
 }
@@ -236,13 +228,13 @@ async fn sessions_are_listed_and_deleted_by_their_owner(app: TestApp) {
     let second: Value = res.json().await.unwrap();
     let stranger = logged_in(&app, "stranger").await;
 
-    let res = app.get("/v1/auth/sessions", Some(&access_of(&first))).await;
+    let res = app.get("/v1/auth/sessions", Some(&first.access)).await;
     assert_eq!(res.status(), StatusCode::OK);
     let list: Value = res.json().await.unwrap();
     let sessions = list["sessions"].as_array().unwrap();
     assert_eq!(sessions.len(), 2);
-    let first_sid = claims(&access_of(&first))["sid"].clone();
-    let second_sid = claims(&access_of(&second))["sid"].clone();
+    let first_sid = claims_of(&first.access)["sid"].clone();
+    let second_sid = claims_of(second["access_token"].as_str().unwrap())["sid"].clone();
     for s in sessions {
         assert_eq!(s["current"], s["id"] == first_sid);
         assert_eq!(s["ip"], "127.0.0.1");
@@ -254,26 +246,26 @@ async fn sessions_are_listed_and_deleted_by_their_owner(app: TestApp) {
     assert_eq!(second_entry["user_agent"], "second-device/1.0");
 
     // Another user's session id is 404, and stays alive.
-    let stranger_sid = claims(&access_of(&stranger))["sid"].as_str().unwrap().to_owned();
+    let stranger_sid = claims_of(&stranger.access)["sid"].as_str().unwrap().to_owned();
     let res = app
         .client
         .delete(app.url(&format!("/v1/auth/sessions/{stranger_sid}")))
-        .bearer_auth(access_of(&first))
+        .bearer_auth(&first.access)
         .send()
         .await
         .unwrap();
     assert_problem(res, 404, "not_found").await;
-    refresh_ok(&app, &refresh_of(&stranger)).await;
+    refresh_ok(&app, &stranger.refresh).await;
 
     let res = app
         .client
         .delete(app.url(&format!("/v1/auth/sessions/{}", second_sid.as_str().unwrap())))
-        .bearer_auth(access_of(&first))
+        .bearer_auth(&first.access)
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    assert_problem(app.refresh(&refresh_of(&second)).await, 401, "invalid_refresh_token").await;
-    let list: Value = app.get("/v1/auth/sessions", Some(&access_of(&first))).await.json().await.unwrap();
+    assert_problem(app.refresh(second["refresh_token"].as_str().unwrap()).await, 401, "invalid_refresh_token").await;
+    let list: Value = app.get("/v1/auth/sessions", Some(&first.access)).await.json().await.unwrap();
     assert_eq!(list["sessions"].as_array().unwrap().len(), 1);
 }
