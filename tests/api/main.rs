@@ -17,6 +17,7 @@ mod cookies;
 mod drf;
 mod errors;
 mod import;
+mod import_limits;
 mod interop;
 mod keys;
 mod proptests;
