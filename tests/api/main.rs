@@ -14,6 +14,7 @@ mod attacks_fixed;
 mod bearer;
 mod cli;
 mod cookies;
+mod data_files;
 mod drf;
 mod errors;
 mod import;
