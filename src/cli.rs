@@ -94,7 +94,9 @@ pub enum UsersCommand {
         format: Option<String>,
         /// Map a Django group to a role, e.g. `--group-role "Support Team=support"`;
         /// repeatable. `GROUP=` drops the group. Unmapped groups become their
-        /// lower-cased name when that is a valid role name.
+        /// lower-cased name when that is a valid role name, except the roles
+        /// signet reserves (admin, staff, user): those only by an explicit
+        /// mapping such as `--group-role Admin=admin`.
         #[arg(long = "group-role", value_name = "GROUP=ROLE")]
         group_roles: Vec<String>,
     },

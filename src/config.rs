@@ -66,6 +66,8 @@ pub struct ThrottleSettings {
     pub per_ip_burst: u32,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// IPv6 clients share a per-IP budget per prefix of this many bits.
+    pub ipv6_prefix_len: u8,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -121,6 +123,8 @@ pub struct KeySettings {
     pub rsa_bits: usize,
     /// base64 of at least 32 bytes, for HS256 only.
     pub hmac_secret: SecretString,
+    /// Keep accepting HS256 tokens while another algorithm signs (a migration).
+    pub accept_hmac_tokens: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -279,6 +283,9 @@ impl Settings {
         }
         if t.per_ip_per_minute == 0 || t.per_ip_burst == 0 {
             return invalid("throttle.per_ip_per_minute", "and throttle.per_ip_burst must be at least 1");
+        }
+        if !(16..=128).contains(&t.ipv6_prefix_len) {
+            return invalid("throttle.ipv6_prefix_len", "must be between 16 and 128");
         }
         if self.keys.rotation_days <= 0 {
             return invalid("keys.rotation_days", "must be positive");

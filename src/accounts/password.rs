@@ -18,8 +18,14 @@
 //! factors past the caps below (a hash from an import must not be able to pin
 //! a login thread for minutes). Such a check still costs one bcrypt at the
 //! configured cost, like an unknown user.
+//!
+//! Checks against an older scheme, or a bcrypt cost above the configured one,
+//! pass a gate that lets [`MAX_CONCURRENT_SLOW_CHECKS`] run at once, so a
+//! burst of logins by imported users cannot take every core (or, with
+//! Argon2, gigabytes of memory); the others wait their turn.
 
 use std::num::NonZeroU32;
+use std::sync::{Condvar, Mutex};
 
 use argon2::password_hash::{Decimal, PasswordHash, PasswordHasher as _};
 use argon2::{Argon2, Params as Argon2Params};
@@ -43,11 +49,19 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 /// zxcvbn's cost grows with length; the first characters decide its score.
 const STRENGTH_PREFIX_CHARS: usize = 128;
 /// Caps on imported work factors, about ten times Django's defaults (PBKDF2:
-/// 1,000,000 iterations; Argon2: 100 MiB, 2 passes, 8 lanes).
-const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
-const MAX_ARGON2_MEMORY_KIB: u32 = 1024 * 1024;
-const MAX_ARGON2_PASSES: u32 = 32;
-const MAX_ARGON2_LANES: u32 = 64;
+/// 1,000,000 iterations; Argon2: 100 MiB, 2 passes, 8 lanes; bcrypt: 12).
+pub const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+pub const MAX_ARGON2_MEMORY_KIB: u32 = 1024 * 1024;
+pub const MAX_ARGON2_PASSES: u32 = 20;
+/// Memory times passes: 1 GiB once, or 100 MiB twenty times, not both.
+pub const MAX_ARGON2_MEMORY_KIB_PASSES: u64 = 10 * 100 * 1024 * 2;
+pub const MAX_ARGON2_LANES: u32 = 64;
+/// Each step doubles the work: 15 is eight times Django's 12 (seconds, not
+/// the days a cost of 31 takes). A configured `passwords.bcrypt_cost` above
+/// it still verifies signet's own hashes.
+pub const MAX_BCRYPT_COST: u32 = 15;
+/// Slow checks (older schemes, bcrypt above the configured cost) at once.
+pub const MAX_CONCURRENT_SLOW_CHECKS: usize = 2;
 /// argon2-cffi's version 0x10 ("v=16"), assumed when a hash names none.
 const ARGON2_VERSION_10: Decimal = 0x10;
 
@@ -84,12 +98,14 @@ impl PasswordHasher {
     /// comparison is constant-time (bcrypt's, aws-lc's PBKDF2 `verify`,
     /// argon2's `Output` equality).
     pub fn verify(&self, password: &str, stored: &str) -> Verification {
-        let Some(parsed) = parse(stored) else {
+        let Some(parsed) = parse(stored, self.cost.max(MAX_BCRYPT_COST)) else {
             // Cost the same as a real check, so an unusable account does not
             // stand out from a wrong password or an unknown user.
             let _ = bcrypt::hash(prehash(password), self.cost);
             return Verification { matches: false, needs_rehash: false };
         };
+        let current_scheme = matches!(&parsed, Stored::BcryptSha256(hash) if bcrypt_cost(hash) <= Some(self.cost));
+        let _permit = (!current_scheme).then(|| SLOW_CHECKS.enter());
         let (matches, current) = match &parsed {
             Stored::BcryptSha256(hash) => {
                 (bcrypt::verify(prehash(password), hash).unwrap_or(false), bcrypt_cost(hash) == Some(self.cost))
@@ -107,7 +123,83 @@ impl PasswordHasher {
 /// Whether `stored` is a hash [`PasswordHasher::verify`] can ever match: a
 /// known scheme, well-formed, within the work-factor caps.
 pub fn is_usable(stored: &str) -> bool {
-    parse(stored).is_some()
+    parse(stored, MAX_BCRYPT_COST).is_some()
+}
+
+/// Which work factor of `stored` passes which cap, in words for an import
+/// report (names the scheme and the numbers, nothing else of the hash); None
+/// when within the caps or not a hash of a known scheme at all.
+pub fn over_caps(stored: &str) -> Option<String> {
+    let (scheme, rest) = stored.split_once('$')?;
+    match scheme {
+        SCHEME | LEGACY_BCRYPT => {
+            let cost = bcrypt_cost(rest)?;
+            (cost > MAX_BCRYPT_COST).then(|| format!("bcrypt cost {cost} is over the cap of {MAX_BCRYPT_COST}"))
+        }
+        PBKDF2_SHA256 | PBKDF2_SHA1 => {
+            let iterations: u64 = rest.split('$').next()?.parse().ok()?;
+            (iterations > u64::from(MAX_PBKDF2_ITERATIONS))
+                .then(|| format!("{iterations} iterations are over the cap of {MAX_PBKDF2_ITERATIONS}"))
+        }
+        ARGON2 => {
+            let hash = PasswordHash::new(&stored[scheme.len()..]).ok()?;
+            let params = Argon2Params::try_from(&hash).ok()?;
+            argon2_over_caps(&params)
+        }
+        _ => None,
+    }
+}
+
+fn argon2_over_caps(params: &Argon2Params) -> Option<String> {
+    let (memory, passes, lanes) = (params.m_cost(), params.t_cost(), params.p_cost());
+    if memory > MAX_ARGON2_MEMORY_KIB {
+        Some(format!("argon2 memory of {memory} KiB is over the cap of {MAX_ARGON2_MEMORY_KIB} KiB"))
+    } else if passes > MAX_ARGON2_PASSES {
+        Some(format!("argon2 passes ({passes}) are over the cap of {MAX_ARGON2_PASSES}"))
+    } else if u64::from(memory) * u64::from(passes) > MAX_ARGON2_MEMORY_KIB_PASSES {
+        Some(format!(
+            "argon2 memory times passes ({memory} KiB x {passes}) is over the cap of {MAX_ARGON2_MEMORY_KIB_PASSES}"
+        ))
+    } else if lanes > MAX_ARGON2_LANES {
+        Some(format!("argon2 lanes ({lanes}) are over the cap of {MAX_ARGON2_LANES}"))
+    } else {
+        None
+    }
+}
+
+/// A counting semaphore: at most `limit` holders of a [`Permit`] at once;
+/// the others block (on a blocking-pool thread) until one is dropped.
+pub struct Gate {
+    limit: usize,
+    running: Mutex<usize>,
+    freed: Condvar,
+}
+
+pub struct Permit<'a>(&'a Gate);
+
+static SLOW_CHECKS: Gate = Gate::new(MAX_CONCURRENT_SLOW_CHECKS);
+
+impl Gate {
+    pub const fn new(limit: usize) -> Gate {
+        Gate { limit, running: Mutex::new(0), freed: Condvar::new() }
+    }
+
+    pub fn enter(&self) -> Permit<'_> {
+        let mut running = self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        while *running >= self.limit {
+            running = self.freed.wait(running).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        *running += 1;
+        Permit(self)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let mut running = self.0.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *running -= 1;
+        self.0.freed.notify_one();
+    }
 }
 
 /// Django's hasher names: the only scheme names a report repeats, since the
@@ -139,11 +231,13 @@ pub fn scheme_name(stored: &str) -> &'static str {
     DJANGO_SCHEMES.into_iter().find(|known| *known == scheme).unwrap_or("unknown")
 }
 
-fn parse(stored: &str) -> Option<Stored<'_>> {
+/// A usable hash, parsed; bcrypt costs up to `max_bcrypt_cost`.
+fn parse(stored: &str, max_bcrypt_cost: u32) -> Option<Stored<'_>> {
     let (scheme, rest) = stored.split_once('$')?;
+    let bcrypt_within = |hash: &str| bcrypt_cost(hash).is_some_and(|cost| cost <= max_bcrypt_cost);
     match scheme {
-        SCHEME => bcrypt_cost(rest).map(|_| Stored::BcryptSha256(rest)),
-        LEGACY_BCRYPT => bcrypt_cost(rest).map(|_| Stored::Bcrypt(rest)),
+        SCHEME => bcrypt_within(rest).then_some(Stored::BcryptSha256(rest)),
+        LEGACY_BCRYPT => bcrypt_within(rest).then_some(Stored::Bcrypt(rest)),
         PBKDF2_SHA256 => parse_pbkdf2(pbkdf2::PBKDF2_HMAC_SHA256, rest),
         PBKDF2_SHA1 => parse_pbkdf2(pbkdf2::PBKDF2_HMAC_SHA1, rest),
         // Django stores argon2-cffi's PHC string after its own `argon2` prefix.
@@ -176,9 +270,7 @@ fn parse_argon2(phc: &str) -> Option<Stored<'_>> {
     if let Some(version) = hash.version {
         argon2::Version::try_from(version).ok()?;
     }
-    let within_caps = params.m_cost() <= MAX_ARGON2_MEMORY_KIB
-        && params.t_cost() <= MAX_ARGON2_PASSES
-        && params.p_cost() <= MAX_ARGON2_LANES;
+    let within_caps = argon2_over_caps(&params).is_none();
     (within_caps && hash.salt.is_some() && hash.hash.is_some()).then(|| Stored::Argon2 { hash: Box::new(hash), params })
 }
 
@@ -357,6 +449,12 @@ mod tests {
             "argon2$argon2id$v=19$m=64,t=1,p=2".to_owned(),
             "bcrypt$".to_owned(),
             "bcrypt_sha256$not-bcrypt".to_owned(),
+            // Over the work-factor caps: a cost of 31 would take days.
+            DJANGO_HASHES[5].replace("$2b$04$", "$2b$31$"),
+            DJANGO_HASHES[4].replace("$2b$04$", "$2b$16$"),
+            argon2.replace("m=64,t=1", "m=262144,t=20"),
+            argon2.replace("t=1", "t=21"),
+            pbkdf2.replace("$1000$", "$10000001$"),
         ];
         for stored in &never {
             assert!(!is_usable(stored), "{stored}");
@@ -366,6 +464,39 @@ mod tests {
         assert_eq!(scheme_name(&format!("!{pbkdf2}")), "unusable");
         assert_eq!(scheme_name(""), "empty");
         assert_eq!(scheme_name(DJANGO_PASSWORD), "unknown");
+    }
+
+    #[test]
+    fn over_caps_names_the_factor_and_the_cap() {
+        let bcrypt = DJANGO_HASHES[5].replace("$2b$04$", "$2b$31$");
+        assert_eq!(over_caps(&bcrypt).as_deref(), Some("bcrypt cost 31 is over the cap of 15"));
+        let pbkdf2 = DJANGO_HASHES[2].replace("$1000$", "$20000000$");
+        assert!(over_caps(&pbkdf2).expect("over").contains("20000000 iterations"));
+        let argon2 = DJANGO_HASHES[0].replace("m=64,t=1", "m=262144,t=20");
+        assert!(over_caps(&argon2).expect("over").contains("memory times passes"));
+        for within in DJANGO_HASHES {
+            assert_eq!(over_caps(within), None, "{within}");
+        }
+        assert_eq!(over_caps("md5$salt$abc"), None);
+    }
+
+    #[test]
+    fn the_gate_lets_at_most_its_limit_run_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let gate = Gate::new(2);
+        let (running, peak) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    let _permit = gate.enter();
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        assert_eq!(peak.load(Ordering::SeqCst), 2);
     }
 
     /// The committed fixture: Django's default work factors (PBKDF2 at

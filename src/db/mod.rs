@@ -3,7 +3,7 @@
 
 pub mod schema;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -71,7 +71,7 @@ pub enum ConnectError {
     Connection(#[from] diesel::ConnectionError),
     #[error(transparent)]
     Query(#[from] diesel::result::Error),
-    #[error("cannot create the SQLite directory {path}: {source}")]
+    #[error("cannot create the SQLite directory or file {path}: {source}")]
     Directory { path: String, source: std::io::Error },
 }
 
@@ -96,10 +96,7 @@ impl r2d2::ManageConnection for ConnectionManager {
         match &self.target {
             Target::Postgres(url) => Ok(DbConnection::Postgres(PgConnection::establish(url.expose_secret())?)),
             Target::Sqlite(path) => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|source| ConnectError::Directory { path: dir.display().to_string(), source })?;
-                }
+                create_private(path)?;
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
                 // One batch_execute per setting list: a multi-statement
                 // sql_query would silently run only the first statement.
@@ -120,6 +117,32 @@ impl r2d2::ManageConnection for ConnectionManager {
 
     fn has_broken(&self, _conn: &mut DbConnection) -> bool {
         false
+    }
+}
+
+/// Creates a missing database directory (0700) and file (0600) before SQLite
+/// opens it, so the user table and the sealed keys are not readable by other
+/// local users whatever the umask; SQLite gives its `-wal` and `-shm` files
+/// the database file's mode. Existing ones are left as they are.
+fn create_private(path: &Path) -> Result<(), ConnectError> {
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(|source| ConnectError::Directory { path: dir.display().to_string(), source })?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(ConnectError::Directory { path: path.display().to_string(), source }),
     }
 }
 

@@ -118,6 +118,35 @@ impl MasterKey {
     }
 }
 
+/// Warns (at every start) while the master key file sits in the SQLite
+/// database's directory, or below it: one copy of that directory (a backup,
+/// a Docker volume) then holds the sealed signing keys and the key that opens
+/// them.
+pub fn warn_if_beside_database(settings: &KeySettings, database: &crate::db::Target) {
+    let crate::db::Target::Sqlite(db_path) = database else {
+        return;
+    };
+    if !settings.master_key.expose_secret().trim().is_empty() {
+        return;
+    }
+    let dir_of = |path: &Path| {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        dir.canonicalize().ok()
+    };
+    let key_file = Path::new(&settings.master_key_file);
+    if let (Some(key_dir), Some(db_dir)) = (dir_of(key_file), dir_of(db_path)) {
+        if key_dir.starts_with(&db_dir) {
+            log::warn!(
+                "the master key {} lies beside the database in {}: anyone with a copy of that directory \
+                 (a backup, the Docker volume) can open the signing keys. Move it elsewhere, or set \
+                 keys.master_key from a secret store, and delete the file",
+                key_file.display(),
+                db_dir.display()
+            );
+        }
+    }
+}
+
 #[cfg(unix)]
 fn write_private_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;

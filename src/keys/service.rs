@@ -44,9 +44,12 @@ impl KeyService {
     /// Blocking: loads (or on a fresh database creates) the master key,
     /// encrypts any plain legacy key, takes a rotation step and loads the ring.
     pub fn start(pool: Pool, settings: &Settings, clock: SharedClock) -> anyhow::Result<KeyService> {
+        refuse_stray_hmac_secret(settings)?;
         let mut conn = pool.get()?;
         let fresh = model::count(&mut conn)? == 0;
         let master = MasterKey::load(&settings.keys, fresh)?;
+        let target = crate::db::Target::parse(&settings.database.url, settings.database.connect_timeout_secs);
+        super::master::warn_if_beside_database(&settings.keys, &target);
         let protected = rotation::protect_plain_keys(&mut conn, &master)?;
         if protected > 0 {
             log::warn!("encrypted {protected} signing key(s) stored in plain by an earlier version");
@@ -186,6 +189,23 @@ impl KeyService {
 }
 
 /// The configured HS256 secret as a signing key and a verification key.
+/// While `keys.hmac_secret` is set, tokens signed with it verify, whatever
+/// `tokens.algorithm` signs with: anyone holding the shared secret can mint
+/// tokens signet accepts. Only sensible during a migration away from HS256,
+/// so it must be said out loud (`keys.accept_hmac_tokens = true`).
+fn refuse_stray_hmac_secret(settings: &Settings) -> anyhow::Result<()> {
+    let secret_set = !settings.keys.hmac_secret.expose_secret().trim().is_empty();
+    if secret_set && settings.tokens.algorithm != SigningAlgorithm::HS256 && !settings.keys.accept_hmac_tokens {
+        anyhow::bail!(
+            "keys.hmac_secret is set but tokens.algorithm is {}: signet would still accept HS256 tokens made by \
+             anyone holding that secret. Remove keys.hmac_secret, or set keys.accept_hmac_tokens = true for \
+             the migration window",
+            settings.tokens.algorithm.name()
+        );
+    }
+    Ok(())
+}
+
 struct HmacKey {
     kid: String,
     secret: Vec<u8>,
@@ -223,4 +243,28 @@ fn verification_keys(snapshot: &Snapshot, hmac: Option<&HmacKey>) -> signet_veri
 fn load_snapshot(conn: &mut DbConnection, master: &MasterKey, now: NaiveDateTime) -> anyhow::Result<Snapshot> {
     let rows = model::usable(conn, now)?;
     Snapshot::from_rows(&rows, master, now).context("cannot load the signing keys")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "c2lnbmV0IHRlc3Qgc2VjcmV0IG9mIGF0IGxlYXN0IDMyIGJ5dGVz";
+
+    fn settings(toml: &str) -> Settings {
+        Settings::from_toml(toml).expect("settings")
+    }
+
+    #[test]
+    fn a_stray_hmac_secret_stops_start_up_unless_accepted() {
+        let stray = settings(&format!("[keys]\nhmac_secret = \"{SECRET}\""));
+        let err = refuse_stray_hmac_secret(&stray).expect_err("refused").to_string();
+        assert!(err.contains("keys.hmac_secret") && err.contains("tokens.algorithm is ES256"), "{err}");
+        assert!(err.contains("keys.accept_hmac_tokens = true"), "{err}");
+        let accepted = settings(&format!("[keys]\nhmac_secret = \"{SECRET}\"\naccept_hmac_tokens = true"));
+        assert!(refuse_stray_hmac_secret(&accepted).is_ok());
+        let hs256 = settings(&format!("[tokens]\nalgorithm = \"HS256\"\n[keys]\nhmac_secret = \"{SECRET}\""));
+        assert!(refuse_stray_hmac_secret(&hs256).is_ok());
+        assert!(refuse_stray_hmac_secret(&settings("")).is_ok());
+    }
 }
