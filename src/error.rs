@@ -61,6 +61,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("invalid API token")]
     InvalidApiToken,
+    /// A well-signed access token whose session or index was revoked.
+    #[error("revoked token")]
+    RevokedToken,
     #[error("csrf rejected")]
     CsrfRejected,
     #[error("too many requests")]
@@ -97,6 +100,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::InvalidApiToken => "invalid_token",
+            ApiError::RevokedToken => "invalid_token",
             ApiError::CsrfRejected => "csrf_rejected",
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::RequestHeaderTooLarge => "request_header_too_large",
@@ -123,6 +127,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "The request body is larger than this server accepts.".into(),
             ApiError::UnsupportedMediaType => "Send the body as application/json.".into(),
             ApiError::InvalidApiToken => "The API token is invalid, expired or revoked.".into(),
+            ApiError::RevokedToken => "The access token was refused: it has been revoked.".into(),
             ApiError::CsrfRejected => {
                 "Requests from this origin are not allowed; a cookie-authenticated request needs an allowed \
                  Origin and X-Requested-With: signet."
@@ -160,7 +165,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::CsrfRejected => StatusCode::FORBIDDEN,
-            ApiError::InvalidApiToken => StatusCode::UNAUTHORIZED,
+            ApiError::InvalidApiToken | ApiError::RevokedToken => StatusCode::UNAUTHORIZED,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::RequestHeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -184,6 +189,14 @@ impl ResponseError for ApiError {
             }
             ApiError::TooManyRequests { retry_after_secs } => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
+            }
+            ApiError::RevokedToken => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        "Bearer realm=\"signet\", error=\"invalid_token\", error_description=\"revoked\"",
+                    ),
+                ));
             }
             ApiError::InvalidApiToken => {
                 response.insert_header((

@@ -129,9 +129,16 @@ pub async fn exchange(state: web::Data<AppState>, caller: Caller) -> Result<Http
     let now = state.clock.now_db();
     let now_unix = now.and_utc().timestamp();
     let signer = state.keys.signer(now)?;
-    let session_id = format!("api-token:{token_id}");
-    let subject =
-        Subject { user_id: &user.id, username: &user.username, roles: user.role_list(), session_id: &session_id };
+    let session_id = format!("{}{token_id}", super::EXCHANGE_SID_PREFIX);
+    let expires_at = (now_unix + state.settings.tokens.access_ttl_secs).min(not_after);
+    let status = service::exchange_status(&state, token_id.clone(), expires_at, now).await?;
+    let subject = Subject {
+        user_id: &user.id,
+        username: &user.username,
+        roles: user.role_list(),
+        session_id: &session_id,
+        status,
+    };
     let (access_token, expires_at) =
         mint_access(&state.settings.tokens, &signer, &subject, now_unix, not_after).map_err(ApiError::internal)?;
     Ok(HttpResponse::Ok()

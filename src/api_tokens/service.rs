@@ -3,7 +3,7 @@
 use anyhow::anyhow;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
-use chrono::{NaiveDateTime, TimeDelta};
+use chrono::{DateTime, NaiveDateTime, TimeDelta};
 use uuid::Uuid;
 
 use super::model::{self, ApiToken};
@@ -11,6 +11,8 @@ use crate::accounts::model::{self as users, User};
 use crate::db::DbConnection;
 use crate::error::{ApiError, FieldError};
 use crate::keys::master::MasterKey;
+use crate::state::AppState;
+use crate::status_lists::{model as status_lists, StatusRef};
 
 /// Recognisable by secret scanners (like GitHub's `ghp_`).
 pub const TOKEN_PREFIX: &str = "sgt_";
@@ -101,4 +103,25 @@ pub fn revoke(conn: &mut DbConnection, user_id: &str, id: &str, now: NaiveDateTi
         return Err(ApiError::NotFound);
     }
     Ok(())
+}
+
+/// The status list index for an access token exchanged for API token
+/// `token_id`, expiring at `expires_at` (Unix seconds); None when revocation
+/// is off. One index per API token: revoking the token flips it.
+pub async fn exchange_status(
+    state: &AppState,
+    token_id: String,
+    expires_at: i64,
+    now: NaiveDateTime,
+) -> Result<Option<StatusRef>, ApiError> {
+    let revocation = &state.settings.revocation;
+    if !revocation.enabled {
+        return Ok(None);
+    }
+    let size = revocation.list_size;
+    let exp = DateTime::from_timestamp(expires_at, 0).unwrap_or_default().naive_utc();
+    let entry = state
+        .db(move |conn| Ok(status_lists::api_token_exchange_index(conn, &token_id, size, exp, now)?))
+        .await?;
+    Ok(Some(entry))
 }

@@ -11,6 +11,7 @@ use signet_verify::actix::Authenticated;
 
 use crate::api_tokens::service as api_tokens;
 use crate::error::ApiError;
+use crate::sessions::service as sessions;
 use crate::state::AppState;
 
 /// How the caller proved who they are.
@@ -41,14 +42,28 @@ impl FromRequest for Caller {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
         let Some(secret) = token_credential(req) else {
             let bearer = Authenticated::from_request(req, payload);
             return Box::pin(async move {
                 let Authenticated(claims) = bearer.await?;
+                let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("no AppState")))?;
+                // Stateless verification passed; the session decides whether
+                // it still stands (revocations take effect at once here).
+                let status = match &claims.status {
+                    Some(status) => Some(
+                        state.status_lists.parse_ref(&status.status_list).ok_or(ApiError::RevokedToken)?,
+                    ),
+                    None => None,
+                };
+                let (sid, now) = (claims.sid.clone(), state.clock.now_db());
+                let live = state.db(move |conn| Ok(sessions::is_access_live(conn, &sid, status, now)?)).await?;
+                if !live {
+                    return Err(ApiError::RevokedToken.into());
+                }
                 Ok(Caller { user_id: claims.sub, roles: claims.roles, via: Via::Bearer { sid: claims.sid } })
             });
         };
-        let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("no AppState")))?;
             let keys = state.keys.clone();

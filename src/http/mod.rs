@@ -5,6 +5,7 @@ pub mod caller;
 pub mod client_ip;
 pub mod csrf;
 pub mod rate_limit;
+pub mod status_lists;
 
 use actix_cors::Cors;
 use actix_web::body::MessageBody;
@@ -64,6 +65,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 resource("/users/{id}/api-tokens/{token_id}")
                     .route(web::delete().to(api_tokens::handlers::revoke_for_user)),
             ),
+    )
+    .service(
+        web::scope("/v1/status-lists")
+            .service(resource("/events").route(web::get().to(status_lists::events)))
+            .service(resource("/{n}").route(web::get().to(status_lists::get_list))),
     )
     .service(resource("/.well-known/jwks.json").route(web::get().to(keys::handlers::jwks)))
     .service(resource("/.well-known/openid-configuration").route(web::get().to(keys::handlers::openid_configuration)))
