@@ -74,10 +74,7 @@ pub fn live_for_user(conn: &mut DbConnection, user_id: &str, now: NaiveDateTime)
 pub fn revoke(conn: &mut DbConnection, user_id: &str, id: &str, now: NaiveDateTime) -> QueryResult<usize> {
     conn.transaction(|conn| {
         let revoked = diesel::update(
-            api_tokens::table
-                .find(id)
-                .filter(api_tokens::user_id.eq(user_id))
-                .filter(api_tokens::revoked_at.is_null()),
+            api_tokens::table.find(id).filter(api_tokens::user_id.eq(user_id)).filter(api_tokens::revoked_at.is_null()),
         )
         .set(api_tokens::revoked_at.eq(now))
         .execute(conn)?;

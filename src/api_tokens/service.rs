@@ -120,8 +120,7 @@ pub async fn exchange_status(
     }
     let size = revocation.list_size;
     let exp = DateTime::from_timestamp(expires_at, 0).unwrap_or_default().naive_utc();
-    let entry = state
-        .db(move |conn| Ok(status_lists::api_token_exchange_index(conn, &token_id, size, exp, now)?))
-        .await?;
+    let entry =
+        state.db(move |conn| Ok(status_lists::api_token_exchange_index(conn, &token_id, size, exp, now)?)).await?;
     Ok(Some(entry))
 }

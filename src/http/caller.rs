@@ -51,9 +51,9 @@ impl FromRequest for Caller {
                 // Stateless verification passed; the session decides whether
                 // it still stands (revocations take effect at once here).
                 let status = match &claims.status {
-                    Some(status) => Some(
-                        state.status_lists.parse_ref(&status.status_list).ok_or(ApiError::RevokedToken)?,
-                    ),
+                    Some(status) => {
+                        Some(state.status_lists.parse_ref(&status.status_list).ok_or(ApiError::RevokedToken)?)
+                    }
                     None => None,
                 };
                 let (sid, now) = (claims.sid.clone(), state.clock.now_db());

@@ -86,7 +86,11 @@ pub async fn start_session(state: &AppState, req: &HttpRequest, user: User) -> R
     let now = state.clock.now_db();
     let signer = state.keys.signer(now)?;
     let client = client_info(state, req);
-    state.db(move |conn| service::start_session(conn, &settings.tokens, &settings.revocation, &signer, &user, client, now)).await
+    state
+        .db(move |conn| {
+            service::start_session(conn, &settings.tokens, &settings.revocation, &signer, &user, client, now)
+        })
+        .await
 }
 
 /// Rotates a refresh token (reuse detection and grace included), within the

@@ -91,7 +91,8 @@ fn issue_in_session(
     // A refresh token never outlives its session.
     let refresh_expires_at = (now_unix + settings.refresh_ttl_secs).min(session.expires_at.and_utc().timestamp());
     let spec = RefreshSpec::new(now_unix, refresh_expires_at);
-    let minted = mint_pair(settings, key, subject(user, session, status), now_unix, spec).map_err(ApiError::internal)?;
+    let minted =
+        mint_pair(settings, key, subject(user, session, status), now_unix, spec).map_err(ApiError::internal)?;
     model::insert_refresh_token(
         conn,
         &RefreshToken {

@@ -50,11 +50,10 @@ pub fn allocate(
             start_list(conn, size, now)?;
             continue;
         };
-        let claimed = diesel::update(
-            status_lists::table.find(list).filter(status_lists::next_idx.lt(status_lists::size)),
-        )
-        .set(status_lists::next_idx.eq(status_lists::next_idx + 1))
-        .execute(conn)?;
+        let claimed =
+            diesel::update(status_lists::table.find(list).filter(status_lists::next_idx.lt(status_lists::size)))
+                .set(status_lists::next_idx.eq(status_lists::next_idx + 1))
+                .execute(conn)?;
         if claimed == 0 {
             continue;
         }
@@ -99,11 +98,10 @@ fn start_list(conn: &mut DbConnection, size: i64, now: NaiveDateTime) -> QueryRe
 
 /// Marks an index invalid and bumps its list's version (once per real change).
 pub fn flip(conn: &mut DbConnection, entry: StatusRef) -> QueryResult<bool> {
-    let changed = diesel::update(
-        status_entries::table.find((entry.list, entry.idx)).filter(status_entries::invalid.eq(false)),
-    )
-    .set(status_entries::invalid.eq(true))
-    .execute(conn)?;
+    let changed =
+        diesel::update(status_entries::table.find((entry.list, entry.idx)).filter(status_entries::invalid.eq(false)))
+            .set(status_entries::invalid.eq(true))
+            .execute(conn)?;
     if changed == 1 {
         diesel::update(status_lists::table.find(entry.list))
             .set(status_lists::version.eq(status_lists::version + 1))
@@ -115,11 +113,8 @@ pub fn flip(conn: &mut DbConnection, entry: StatusRef) -> QueryResult<bool> {
 // ---- sessions ----
 
 pub fn session_index(conn: &mut DbConnection, sid: &str) -> QueryResult<Option<StatusRef>> {
-    let columns: Option<(Option<i64>, Option<i64>)> = sessions::table
-        .find(sid)
-        .select((sessions::status_list, sessions::status_idx))
-        .first(conn)
-        .optional()?;
+    let columns: Option<(Option<i64>, Option<i64>)> =
+        sessions::table.find(sid).select((sessions::status_list, sessions::status_idx)).first(conn).optional()?;
     Ok(columns.and_then(|(list, idx)| StatusRef::from_columns(list, idx)))
 }
 
@@ -198,8 +193,7 @@ pub fn api_token_exchange_index(
                 .find((entry.list, entry.idx))
                 .filter(status_entries::invalid.eq(false))
                 .filter(status_entries::expires_at.gt(now));
-            let current: Option<NaiveDateTime> =
-                alive.select(status_entries::expires_at).first(conn).optional()?;
+            let current: Option<NaiveDateTime> = alive.select(status_entries::expires_at).first(conn).optional()?;
             if let Some(current) = current {
                 if token_exp > current {
                     diesel::update(alive).set(status_entries::expires_at.eq(token_exp)).execute(conn)?;

@@ -118,7 +118,8 @@ impl StatusLists {
         let cached = self.cache.read().unwrap_or_else(|p| p.into_inner()).get(&list).cloned();
         let known = self.versions.read().unwrap_or_else(|p| p.into_inner()).get(&list).copied();
         if let Some(signed) = &cached {
-            let fresh = known.is_some_and(|v| v <= signed.version);
+            // Not yet seen by the poll (just created): what we built is current.
+            let fresh = known.is_none_or(|v| v <= signed.version);
             if fresh && signed.exp - now > self.lifetime / 4 {
                 return Ok(Some(signed.clone()));
             }
