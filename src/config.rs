@@ -26,6 +26,21 @@ pub struct Settings {
     pub cookies: CookieSettings,
     pub demo: DemoSettings,
     pub compat: CompatSettings,
+    pub revocation: RevocationSettings,
+}
+
+/// Token status lists (draft-ietf-oauth-status-list): see README "Revocation".
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationSettings {
+    pub enabled: bool,
+    pub list_ttl_secs: i64,
+    pub list_lifetime_secs: i64,
+    pub list_size: i64,
+    pub poll_millis: u64,
+    pub max_subscribers: usize,
+    pub subscriber_buffer: usize,
+    pub heartbeat_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -240,6 +255,26 @@ impl Settings {
         }
         if self.tokens.client_id.is_empty() {
             return invalid("tokens.client_id", "must not be empty");
+        }
+        let revocation = &self.revocation;
+        if revocation.list_ttl_secs <= 0 {
+            return invalid("revocation.list_ttl_secs", "must be positive");
+        }
+        if revocation.list_lifetime_secs < 4 * revocation.list_ttl_secs {
+            return invalid("revocation.list_lifetime_secs", "must be at least 4 times revocation.list_ttl_secs");
+        }
+        // Whole bytes, and small enough that one list stays one quick query.
+        if revocation.list_size < 8 || revocation.list_size % 8 != 0 || revocation.list_size > 16_777_216 {
+            return invalid("revocation.list_size", "must be a multiple of 8 between 8 and 16777216");
+        }
+        if !(10..=60_000).contains(&revocation.poll_millis) {
+            return invalid("revocation.poll_millis", "must be between 10 and 60000");
+        }
+        if revocation.subscriber_buffer == 0 {
+            return invalid("revocation.subscriber_buffer", "must be at least 1");
+        }
+        if !(1..=15).contains(&revocation.heartbeat_secs) {
+            return invalid("revocation.heartbeat_secs", "must be between 1 and 15");
         }
         if self.tokens.access_ttl_secs <= 0 {
             return invalid("tokens.access_ttl_secs", "must be positive");

@@ -58,6 +58,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("invalid API token")]
     InvalidApiToken,
+    /// A well-signed access token whose session or index was revoked.
+    #[error("revoked token")]
+    RevokedToken,
     #[error("csrf rejected")]
     CsrfRejected,
     #[error("too many requests")]
@@ -91,6 +94,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::InvalidApiToken => "invalid_token",
+            ApiError::RevokedToken => "invalid_token",
             ApiError::CsrfRejected => "csrf_rejected",
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::RequestHeaderTooLarge => "request_header_too_large",
@@ -117,6 +121,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "The request body is larger than this server accepts.".into(),
             ApiError::UnsupportedMediaType => "Send the body as application/json.".into(),
             ApiError::InvalidApiToken => "The API token is invalid, expired or revoked.".into(),
+            ApiError::RevokedToken => "The access token was refused: it has been revoked.".into(),
             ApiError::CsrfRejected => {
                 "Requests from this origin are not allowed; a cookie-authenticated request needs an allowed \
                  Origin and X-Requested-With: signet."

@@ -14,6 +14,7 @@ pub mod http;
 pub mod keys;
 pub mod roles;
 pub mod sessions;
+pub mod status_lists;
 pub mod tokens;
 
 use std::net::TcpListener;
@@ -31,6 +32,7 @@ use crate::config::Settings;
 use crate::http::rate_limit::RateLimits;
 use crate::http::state::AppState;
 use crate::keys::service::KeyService;
+use crate::status_lists::service::StatusLists;
 
 /// A bound, ready-to-run service.
 pub struct Application {
@@ -61,6 +63,9 @@ impl Application {
         let keys = Arc::new(keys);
         keys.spawn_background();
 
+        let status_lists = Arc::new(StatusLists::new(&settings, pool.clone(), keys.clone(), clock.clone()));
+        status_lists.spawn_background();
+
         let hasher = PasswordHasher::new(settings.passwords.bcrypt_cost);
 
         let state = web::Data::new(AppState {
@@ -76,6 +81,7 @@ impl Application {
             dummy_hash: Arc::default(),
             throttle: ThrottlePolicy::from_settings(&settings.throttle),
             rate_limits: RateLimits::from_settings(&settings.throttle),
+            status_lists,
         });
         state.prepare_dummy_hash();
 

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::db::schema::users;
 use crate::db::DbConnection;
+use crate::status_lists::model as status_lists;
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = users)]
@@ -99,10 +100,21 @@ pub fn list(conn: &mut DbConnection, limit: i64, offset: i64) -> QueryResult<(Ve
     Ok((page, total))
 }
 
+/// Sets the roles. Tokens carrying the old roles are taken back in the same
+/// transaction: the indices of the user's sessions and API tokens are flipped
+/// and detached; each session gets a new index (and the new roles) at its next
+/// refresh, each API token at its next exchange.
 pub fn set_roles(conn: &mut DbConnection, id: &str, roles: &[String], now: NaiveDateTime) -> QueryResult<usize> {
-    diesel::update(users::table.find(id))
-        .set((users::roles.eq(encode_roles(roles)), users::updated_at.eq(now)))
-        .execute(conn)
+    conn.transaction(|conn| {
+        let changed = diesel::update(users::table.find(id))
+            .set((users::roles.eq(encode_roles(roles)), users::updated_at.eq(now)))
+            .execute(conn)?;
+        if changed == 1 {
+            status_lists::invalidate_user_sessions(conn, id, None, true)?;
+            status_lists::invalidate_user_api_tokens(conn, id)?;
+        }
+        Ok(changed)
+    })
 }
 
 /// Replaces the hash only if it is still `old`: a concurrent password change wins.
@@ -116,14 +128,29 @@ pub fn touch(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResu
     diesel::update(users::table.find(id)).set(users::updated_at.eq(now)).execute(conn)
 }
 
+/// Disabling also flips the indices of the user's API tokens (their exchanged
+/// access tokens); the caller revokes the sessions (`revoke_user_sessions`).
 pub fn set_disabled(conn: &mut DbConnection, id: &str, disabled: bool, now: NaiveDateTime) -> QueryResult<usize> {
-    diesel::update(users::table.find(id)).set((users::disabled.eq(disabled), users::updated_at.eq(now))).execute(conn)
+    conn.transaction(|conn| {
+        if disabled {
+            status_lists::invalidate_user_api_tokens(conn, id)?;
+        }
+        diesel::update(users::table.find(id))
+            .set((users::disabled.eq(disabled), users::updated_at.eq(now)))
+            .execute(conn)
+    })
 }
 
 pub fn set_email(conn: &mut DbConnection, id: &str, email: Option<&str>, now: NaiveDateTime) -> QueryResult<usize> {
     diesel::update(users::table.find(id)).set((users::email.eq(email), users::updated_at.eq(now))).execute(conn)
 }
 
+/// Deletes the user (sessions, refresh and API tokens cascade), flipping every
+/// status list index they held first, in the same transaction.
 pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {
-    diesel::delete(users::table.find(id)).execute(conn)
+    conn.transaction(|conn| {
+        status_lists::invalidate_user_sessions(conn, id, None, false)?;
+        status_lists::invalidate_user_api_tokens(conn, id)?;
+        diesel::delete(users::table.find(id)).execute(conn)
+    })
 }

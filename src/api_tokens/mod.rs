@@ -5,3 +5,6 @@
 
 pub mod model;
 pub mod service;
+
+/// `sid` of access tokens exchanged for an API token: this + the token's id.
+pub const EXCHANGE_SID_PREFIX: &str = "api-token:";

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::db::schema::api_tokens;
 use crate::db::DbConnection;
+use crate::status_lists::model as status_lists;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = api_tokens)]
@@ -68,12 +69,20 @@ pub fn live_for_user(conn: &mut DbConnection, user_id: &str, now: NaiveDateTime)
         .load(conn)
 }
 
+/// Revokes a live token and flips the index of its exchanged access tokens,
+/// in one transaction.
 pub fn revoke(conn: &mut DbConnection, user_id: &str, id: &str, now: NaiveDateTime) -> QueryResult<usize> {
-    diesel::update(
-        api_tokens::table.find(id).filter(api_tokens::user_id.eq(user_id)).filter(api_tokens::revoked_at.is_null()),
-    )
-    .set(api_tokens::revoked_at.eq(now))
-    .execute(conn)
+    conn.transaction(|conn| {
+        let revoked = diesel::update(
+            api_tokens::table.find(id).filter(api_tokens::user_id.eq(user_id)).filter(api_tokens::revoked_at.is_null()),
+        )
+        .set(api_tokens::revoked_at.eq(now))
+        .execute(conn)?;
+        if revoked == 1 {
+            status_lists::invalidate_api_token(conn, id, false)?;
+        }
+        Ok(revoked)
+    })
 }
 
 pub fn touch(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<usize> {

@@ -3,13 +3,13 @@
 use anyhow::anyhow;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
-use chrono::{NaiveDateTime, TimeDelta};
+use chrono::{DateTime, NaiveDateTime, TimeDelta};
 use secrecy::SecretString;
 use uuid::Uuid;
 
 use super::model::{self, ApiToken};
 use crate::accounts::model::{self as users, User};
-use crate::config::TokenSettings;
+use crate::config::{RevocationSettings, TokenSettings};
 use crate::db::DbConnection;
 use crate::error::{ApiError, FieldError};
 use crate::keys::master::MasterKey;
@@ -42,6 +42,7 @@ pub struct ExchangedToken {
     pub token_type: &'static str,
     pub expires_in: i64,
 }
+use crate::status_lists::model as status_lists;
 
 /// Recognisable by secret scanners (like GitHub's `ghp_`).
 pub const TOKEN_PREFIX: &str = "sgt_";
@@ -141,10 +142,11 @@ pub fn live_for_user(conn: &mut DbConnection, user_id: &str, now: NaiveDateTime)
 
 /// Exchanges API token `token_id` of `user_id` (both just authenticated) for
 /// an access JWT with the user's current roles. Its `sid` is
-/// `api-token:<id>`, and it never outlives the API token it came from.
+/// `api-token:<id>`, its status index is the API token's own, and it never outlives the API token it came from.
 pub fn exchange(
     conn: &mut DbConnection,
     settings: &TokenSettings,
+    revocation: &RevocationSettings,
     signer: &SigningKey,
     user_id: &str,
     token_id: &str,
@@ -154,9 +156,23 @@ pub fn exchange(
         users::find(conn, user_id)?.zip(model::find(conn, token_id)?).ok_or(ApiError::InvalidApiToken)?;
     let not_after = token.expires_at.map_or(i64::MAX, |at| at.and_utc().timestamp());
     let now_unix = now.and_utc().timestamp();
-    let session_id = format!("api-token:{token_id}");
-    let subject =
-        Subject { user_id: &user.id, username: &user.username, roles: user.role_list(), session_id: &session_id };
+    let session_id = format!("{}{token_id}", super::EXCHANGE_SID_PREFIX);
+    // One status index per API token: revoking the token flips it.
+    let expires_at = (now_unix + settings.access_ttl_secs).min(not_after);
+    let status = match revocation.enabled {
+        true => {
+            let exp = DateTime::from_timestamp(expires_at, 0).unwrap_or_default().naive_utc();
+            Some(status_lists::api_token_exchange_index(conn, token_id, revocation.list_size, exp, now)?)
+        }
+        false => None,
+    };
+    let subject = Subject {
+        user_id: &user.id,
+        username: &user.username,
+        roles: user.role_list(),
+        session_id: &session_id,
+        status,
+    };
     let (access_token, expires_at) =
         mint_access(settings, signer, &subject, now_unix, not_after).map_err(ApiError::internal)?;
     Ok(ExchangedToken { access_token, token_type: "Bearer", expires_in: expires_at - now_unix })

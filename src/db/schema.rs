@@ -13,6 +13,8 @@ diesel::table! {
         expires_at -> Nullable<Timestamp>,
         last_used_at -> Nullable<Timestamp>,
         revoked_at -> Nullable<Timestamp>,
+        status_list -> Nullable<BigInt>,
+        status_idx -> Nullable<BigInt>,
     }
 }
 
@@ -49,6 +51,8 @@ diesel::table! {
         ip -> Nullable<Text>,
         revoked_at -> Nullable<Timestamp>,
         revoked_reason -> Nullable<Text>,
+        status_list -> Nullable<BigInt>,
+        status_idx -> Nullable<BigInt>,
     }
 }
 
@@ -69,6 +73,26 @@ diesel::table! {
 }
 
 diesel::table! {
+    status_entries (list_id, idx) {
+        list_id -> BigInt,
+        idx -> BigInt,
+        invalid -> Bool,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    status_lists (id) {
+        id -> BigInt,
+        size -> BigInt,
+        next_idx -> BigInt,
+        version -> BigInt,
+        created_at -> Timestamp,
+        retired_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Text,
         username -> Text,
@@ -85,6 +109,7 @@ diesel::table! {
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(status_entries -> status_lists (list_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_tokens,
@@ -92,5 +117,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_tokens,
     sessions,
     signing_keys,
+    status_entries,
+    status_lists,
     users,
 );

@@ -22,6 +22,7 @@ use super::state::AppState;
 use crate::api_tokens::service as api_tokens;
 use crate::error::ApiError;
 use crate::roles;
+use crate::sessions::service as sessions;
 
 /// How the caller proved who they are.
 #[derive(Debug, Clone)]
@@ -93,15 +94,17 @@ fn authenticate(
     accept: Accept,
 ) -> LocalBoxFuture<'static, Result<Caller, actix_web::Error>> {
     let token = if accept == Accept::BearerOrToken { token_credential(req) } else { None };
+    let state = req.app_data::<web::Data<AppState>>().cloned();
     let Some(secret) = token else {
         // A `Token` header on a Bearer-only route is "no bearer token" here.
         let bearer = Authenticated::from_request(req, payload);
         return Box::pin(async move {
             let Authenticated(claims) = bearer.await?;
+            let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("no AppState")))?;
+            require_live_session(&state, &claims).await?;
             Ok(Caller::from_claims(claims))
         });
     };
-    let state = req.app_data::<web::Data<AppState>>().cloned();
     Box::pin(async move {
         let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("no AppState")))?;
         let keys = state.keys.clone();
@@ -110,6 +113,23 @@ fn authenticate(
         let (user, token) = found.ok_or(ApiError::InvalidApiToken)?;
         Ok(Caller { roles: user.role_list(), user_id: user.id, via: Via::Token { token_id: token.id } })
     })
+}
+
+/// Stateless verification passed; the session (or API token) decides whether
+/// the token still stands, so a revocation on any instance is refused at once
+/// (401 `invalid_token`). One primary-key read.
+async fn require_live_session(state: &AppState, claims: &AccessClaims) -> Result<(), ApiError> {
+    let status = match &claims.status {
+        Some(status) => Some(state.status_lists.parse_ref(&status.status_list).ok_or(ApiError::RevokedToken)?),
+        None => None,
+    };
+    let (sid, now) = (claims.sid.clone(), state.clock.now_db());
+    let live = state.db(move |conn| Ok(sessions::is_access_live(conn, &sid, status, now)?)).await?;
+    if live {
+        Ok(())
+    } else {
+        Err(ApiError::RevokedToken)
+    }
 }
 
 impl FromRequest for Caller {

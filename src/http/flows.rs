@@ -88,7 +88,11 @@ pub async fn start_session(state: &AppState, req: &HttpRequest, user: User) -> R
     let now = state.clock.now_db();
     let signer = state.keys.signer(now)?;
     let client = client_info(state, req);
-    state.db(move |conn| service::start_session(conn, &settings.tokens, &signer, &user, client, now)).await
+    state
+        .db(move |conn| {
+            service::start_session(conn, &settings.tokens, &settings.revocation, &signer, &user, client, now)
+        })
+        .await
 }
 
 /// Rotates a refresh token (reuse detection and grace included), within the
@@ -99,7 +103,7 @@ pub async fn rotate(state: &AppState, req: &HttpRequest, token: &str) -> Result<
     let settings = state.settings.clone();
     let now = state.clock.now_db();
     let signer = state.keys.signer(now)?;
-    state.db(move |conn| service::rotate(conn, &settings.tokens, &signer, &claims, now)).await
+    state.db(move |conn| service::rotate(conn, &settings.tokens, &settings.revocation, &signer, &claims, now)).await
 }
 
 /// Revokes the session of a refresh token.

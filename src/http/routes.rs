@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse, Resource};
 
 use super::compat;
-use super::handlers::{accounts, admin, api_tokens, keys, meta, sessions};
+use super::handlers::{accounts, admin, api_tokens, keys, meta, sessions, status_lists};
 use crate::error::ApiError;
 
 /// Registers every route; `main` and the tests build the same app with it.
@@ -45,6 +45,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 resource("/users/{id}/api-tokens/{token_id}").route(web::delete().to(api_tokens::revoke_for_user)),
             ),
+    )
+    .service(
+        web::scope("/v1/status-lists")
+            .service(resource("/events").route(web::get().to(status_lists::events)))
+            .service(resource("/{n}").route(web::get().to(status_lists::get_list))),
     )
     .service(resource("/.well-known/jwks.json").route(web::get().to(keys::jwks)))
     .service(resource("/.well-known/openid-configuration").route(web::get().to(keys::openid_configuration)))

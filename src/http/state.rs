@@ -17,6 +17,7 @@ use crate::config::Settings;
 use crate::db::{DbConnection, Pool};
 use crate::error::ApiError;
 use crate::keys::service::KeyService;
+use crate::status_lists::service::StatusLists;
 
 pub struct AppState {
     pub settings: Arc<Settings>,
@@ -32,6 +33,8 @@ pub struct AppState {
     pub throttle: ThrottlePolicy,
     /// None when `throttle.enabled` is off.
     pub rate_limits: Option<RateLimits>,
+    /// Signed status lists, their version poll and event stream.
+    pub status_lists: Arc<StatusLists>,
 }
 
 impl AppState {

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 
 use crate::db::schema::{refresh_tokens, sessions};
 use crate::db::DbConnection;
+use crate::status_lists::model as status_lists;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = sessions)]
@@ -80,14 +81,22 @@ pub fn touch_session(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> Q
     diesel::update(sessions::table.find(id)).set(sessions::last_used_at.eq(now)).execute(conn)
 }
 
-/// Revokes one live session; returns 1 if it was live.
+/// Revokes one live session and flips its status list index, in one
+/// transaction; returns 1 if it was live.
 pub fn revoke_session(conn: &mut DbConnection, id: &str, now: NaiveDateTime, reason: &str) -> QueryResult<usize> {
-    diesel::update(sessions::table.find(id).filter(sessions::revoked_at.is_null()))
-        .set((sessions::revoked_at.eq(now), sessions::revoked_reason.eq(reason)))
-        .execute(conn)
+    conn.transaction(|conn| {
+        let revoked = diesel::update(sessions::table.find(id).filter(sessions::revoked_at.is_null()))
+            .set((sessions::revoked_at.eq(now), sessions::revoked_reason.eq(reason)))
+            .execute(conn)?;
+        if revoked == 1 {
+            status_lists::invalidate_session(conn, id)?;
+        }
+        Ok(revoked)
+    })
 }
 
-/// Revokes every live session of a user, except `keep` if given.
+/// Revokes every live session of a user, except `keep` if given, flipping
+/// their status list indices in the same transaction.
 pub fn revoke_user_sessions(
     conn: &mut DbConnection,
     user_id: &str,
@@ -95,12 +104,16 @@ pub fn revoke_user_sessions(
     now: NaiveDateTime,
     reason: &str,
 ) -> QueryResult<usize> {
-    let live = sessions::table.filter(sessions::user_id.eq(user_id)).filter(sessions::revoked_at.is_null());
-    let update = (sessions::revoked_at.eq(now), sessions::revoked_reason.eq(reason));
-    match keep {
-        Some(keep) => diesel::update(live.filter(sessions::id.ne(keep))).set(update).execute(conn),
-        None => diesel::update(live).set(update).execute(conn),
-    }
+    conn.transaction(|conn| {
+        // Flip first: the flip reads which sessions are still unrevoked.
+        status_lists::invalidate_user_sessions(conn, user_id, keep, false)?;
+        let live = sessions::table.filter(sessions::user_id.eq(user_id)).filter(sessions::revoked_at.is_null());
+        let update = (sessions::revoked_at.eq(now), sessions::revoked_reason.eq(reason));
+        match keep {
+            Some(keep) => diesel::update(live.filter(sessions::id.ne(keep))).set(update).execute(conn),
+            None => diesel::update(live).set(update).execute(conn),
+        }
+    })
 }
 
 /// Sessions that can still refresh: not revoked, before their absolute end,

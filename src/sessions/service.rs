@@ -7,10 +7,11 @@ use uuid::Uuid;
 
 use super::model::{self, RefreshToken, Session};
 use crate::accounts::model::{self as users, User};
-use crate::config::TokenSettings;
+use crate::config::{RevocationSettings, TokenSettings};
 use crate::db::DbConnection;
 use crate::error::ApiError;
 use crate::keys::ring::SigningKey;
+use crate::status_lists::{model as status, StatusRef};
 use crate::tokens::{mint_pair, Minted, RefreshClaims, RefreshSpec, Subject};
 
 /// Longest user agent kept with a session.
@@ -28,6 +29,7 @@ pub struct ClientInfo {
 pub fn start_session(
     conn: &mut DbConnection,
     settings: &TokenSettings,
+    revocation: &RevocationSettings,
     key: &SigningKey,
     user: &User,
     client: ClientInfo,
@@ -46,12 +48,33 @@ pub fn start_session(
     };
     conn.transaction(|conn| {
         model::insert_session(conn, &session)?;
-        issue_in_session(conn, settings, key, user, &session, now)
+        let status = session_status(conn, revocation, &session, now)?;
+        issue_in_session(conn, settings, key, user, &session, status, now)
     })
 }
 
-fn subject<'a>(user: &'a User, session: &'a Session) -> Subject<'a> {
-    Subject { user_id: &user.id, username: &user.username, roles: user.role_list(), session_id: &session.id }
+fn subject<'a>(user: &'a User, session: &'a Session, status: Option<StatusRef>) -> Subject<'a> {
+    Subject { user_id: &user.id, username: &user.username, roles: user.role_list(), session_id: &session.id, status }
+}
+
+/// The session's status list index: kept while nothing changed; a new one
+/// when it has none (a new session, or after a role change detached it).
+/// None when revocation is off. Call inside the transaction that mints.
+fn session_status(
+    conn: &mut DbConnection,
+    revocation: &RevocationSettings,
+    session: &Session,
+    now: NaiveDateTime,
+) -> Result<Option<StatusRef>, ApiError> {
+    if !revocation.enabled {
+        return Ok(None);
+    }
+    if let Some(entry) = status::session_index(conn, &session.id)? {
+        return Ok(Some(entry));
+    }
+    let entry = status::allocate(conn, revocation.list_size, session.expires_at, now)?;
+    status::set_session_index(conn, &session.id, Some(entry))?;
+    Ok(Some(entry))
 }
 
 /// Signs a pair in `session` and records its new refresh token.
@@ -61,13 +84,15 @@ fn issue_in_session(
     key: &SigningKey,
     user: &User,
     session: &Session,
+    status: Option<StatusRef>,
     now: NaiveDateTime,
 ) -> Result<Minted, ApiError> {
     let now_unix = now.and_utc().timestamp();
     // A refresh token never outlives its session.
     let refresh_expires_at = (now_unix + settings.refresh_ttl_secs).min(session.expires_at.and_utc().timestamp());
     let spec = RefreshSpec::new(now_unix, refresh_expires_at);
-    let minted = mint_pair(settings, key, subject(user, session), now_unix, spec).map_err(ApiError::internal)?;
+    let minted =
+        mint_pair(settings, key, subject(user, session, status), now_unix, spec).map_err(ApiError::internal)?;
     model::insert_refresh_token(
         conn,
         &RefreshToken {
@@ -91,6 +116,7 @@ fn issue_in_session(
 pub fn rotate(
     conn: &mut DbConnection,
     settings: &TokenSettings,
+    revocation: &RevocationSettings,
     key: &SigningKey,
     claims: &RefreshClaims,
     now: NaiveDateTime,
@@ -110,7 +136,8 @@ pub fn rotate(
         if user.disabled {
             return Err(ApiError::InvalidRefreshToken);
         }
-        let minted = issue_in_session(conn, settings, key, &user, &session, now)?;
+        let status = session_status(conn, revocation, &session, now)?;
+        let minted = issue_in_session(conn, settings, key, &user, &session, status, now)?;
         model::set_replaced_by(conn, &token.jti, &minted.refresh_jti)?;
         model::touch_session(conn, &session.id, now)?;
         Ok(Some(minted))
@@ -121,7 +148,7 @@ pub fn rotate(
 
     // Not claimed: unknown, expired, revoked, or already used.
     let token = model::find_refresh_token(conn, &claims.jti)?.ok_or(ApiError::InvalidRefreshToken)?;
-    if let Some(minted) = successor_within_grace(conn, settings, key, &token, now)? {
+    if let Some(minted) = successor_within_grace(conn, settings, revocation, key, &token, now)? {
         return Ok(minted);
     }
     if token.used_at.is_some() {
@@ -141,6 +168,7 @@ pub fn rotate(
 fn successor_within_grace(
     conn: &mut DbConnection,
     settings: &TokenSettings,
+    revocation: &RevocationSettings,
     key: &SigningKey,
     token: &RefreshToken,
     now: NaiveDateTime,
@@ -172,7 +200,9 @@ fn successor_within_grace(
         issued_at: successor.issued_at.and_utc().timestamp(),
         expires_at: successor.expires_at.and_utc().timestamp(),
     };
-    let minted = mint_pair(settings, key, subject(&user, &session), now.and_utc().timestamp(), spec)
+    // A role change between the two refreshes detached the index: take a new one.
+    let status = conn.transaction(|conn| session_status(conn, revocation, &session, now))?;
+    let minted = mint_pair(settings, key, subject(&user, &session, status), now.and_utc().timestamp(), spec)
         .map_err(ApiError::internal)?;
     Ok(Some(minted))
 }
@@ -260,4 +290,29 @@ pub fn refresh_token_is_current(
 /// Revokes every session of a user, the caller's too (`logout-all`).
 pub fn end_all_sessions(conn: &mut DbConnection, user_id: &str, now: NaiveDateTime) -> Result<usize, ApiError> {
     Ok(model::revoke_user_sessions(conn, user_id, None, now, "logout_all")?)
+}
+
+/// Whether an access token of session `sid` carrying `status` may still be
+/// honoured by signet's own routes: its session (or API token, for
+/// `api-token:<id>`) is live and still holds that very index (a role change
+/// or revocation moved or flipped it). One primary-key read, so a revocation
+/// on any instance is refused at once.
+pub fn is_access_live(
+    conn: &mut DbConnection,
+    sid: &str,
+    status: Option<StatusRef>,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    if let Some(token_id) = sid.strip_prefix(crate::api_tokens::EXCHANGE_SID_PREFIX) {
+        let Some(token) = crate::api_tokens::model::find(conn, token_id)? else {
+            return Ok(false);
+        };
+        let live = token.revoked_at.is_none() && token.expires_at.is_none_or(|at| at > now);
+        return Ok(live && (status.is_none() || status::api_token_index(conn, token_id)? == status));
+    }
+    let Some(session) = model::find_session(conn, sid)? else {
+        return Ok(false);
+    };
+    let live = session.revoked_at.is_none() && session.expires_at > now;
+    Ok(live && (status.is_none() || status::session_index(conn, sid)? == status))
 }

@@ -3,11 +3,13 @@
 
 use jsonwebtoken::{encode, Header};
 use serde::{Deserialize, Serialize};
-use signet_verify::{AccessClaims, Audience, TimeBound, Verifier, VerifyError};
+use signet_verify::{AccessClaims, Audience, Status, StatusListRef, TimeBound, Verifier, VerifyError};
 use uuid::Uuid;
 
 use crate::config::TokenSettings;
 use crate::keys::ring::SigningKey;
+use crate::status_lists::service::list_uri;
+use crate::status_lists::StatusRef;
 
 pub const REFRESH_TOKEN_TYPE: &str = "refresh+jwt";
 
@@ -53,6 +55,8 @@ pub struct Subject<'a> {
     pub username: &'a str,
     pub roles: Vec<String>,
     pub session_id: &'a str,
+    /// The status list index access tokens carry (None: revocation disabled).
+    pub status: Option<StatusRef>,
 }
 
 /// The identity of the refresh token to sign: a new one at rotation, or the
@@ -135,7 +139,9 @@ pub fn mint_access(
         roles: subject.roles.clone(),
         preferred_username: Some(subject.username.to_owned()),
         amr: Vec::new(),
-        status: None,
+        status: subject.status.map(|s| Status {
+            status_list: StatusListRef { idx: s.idx as u64, uri: list_uri(&settings.issuer, s.list) },
+        }),
     };
     Ok((encode(&header(key, signet_verify::ACCESS_TOKEN_TYPE), &access, &key.encoding)?, expires_at))
 }

@@ -196,7 +196,12 @@ async fn logs_never_contain_passwords_or_tokens(app: TestApp) {
     let rotated: serde_json::Value = app.refresh(&refresh).await.json().await.unwrap();
     // Reuse is logged; the token must not be.
     assert_eq!(app.refresh(&refresh).await.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(app.get("/v1/auth/me", Some(&access)).await.status(), StatusCode::OK);
+    // The reuse revoked the session: its access token is refused at once.
+    assert_eq!(app.get("/v1/auth/me", Some(&access)).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.get("/v1/auth/me", Some(&rotated["access_token"].as_str().unwrap().to_owned())).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(app.get("/v1/auth/me", Some("garbage.token.here")).await.status(), StatusCode::UNAUTHORIZED);
 
     let logs = captured_logs();

@@ -25,4 +25,5 @@ mod resilience;
 mod rotation;
 mod schema;
 mod sessions;
+mod status_lists;
 mod tokens;

@@ -48,7 +48,16 @@ fn both_migration_trees_produce_the_same_tables_and_columns() {
     let (sqlite, _db) = shape(Backend::Sqlite);
     assert_eq!(
         sqlite.keys().collect::<Vec<_>>(),
-        ["api_tokens", "login_throttle", "refresh_tokens", "sessions", "signing_keys", "users"]
+        [
+            "api_tokens",
+            "login_throttle",
+            "refresh_tokens",
+            "sessions",
+            "signing_keys",
+            "status_entries",
+            "status_lists",
+            "users"
+        ]
     );
     if !postgres_configured() {
         eprintln!("SIGNET_TEST_POSTGRES_URL not set: compared the SQLite tree only");

@@ -13,9 +13,9 @@ use super::{GroupRoles, ImportRow, ParsedRow, STAFF_ROLE, SUPERUSER_ROLE};
 use crate::accounts::model::{self, encode_roles, NewUser};
 use crate::accounts::password::{self, UNUSABLE_HASH};
 use crate::accounts::rules::{check_email, check_roles, check_username, username_key};
-use crate::roles::USER as DEFAULT_ROLE;
 use crate::db::DbConnection;
 use crate::error::is_unique_violation;
+use crate::roles::USER as DEFAULT_ROLE;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

@@ -115,7 +115,10 @@ pub async fn exchange(state: web::Data<AppState>, caller: Caller) -> Result<Http
     let (settings, now) = (state.settings.clone(), state.clock.now_db());
     let signer = state.keys.signer(now)?;
     let user_id = caller.user_id;
-    let exchanged =
-        state.db(move |conn| service::exchange(conn, &settings.tokens, &signer, &user_id, &token_id, now)).await?;
+    let exchanged = state
+        .db(move |conn| {
+            service::exchange(conn, &settings.tokens, &settings.revocation, &signer, &user_id, &token_id, now)
+        })
+        .await?;
     Ok(no_store(StatusCode::OK).json(exchanged))
 }

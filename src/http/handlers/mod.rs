@@ -7,3 +7,4 @@ pub mod api_tokens;
 pub mod keys;
 pub mod meta;
 pub mod sessions;
+pub mod status_lists;
