@@ -36,8 +36,10 @@
 //! With the `actix` feature, [`actix::Authenticated`] is an actix-web extractor
 //! and [`actix::RequireRole`] a role guard.
 
+mod builder;
 mod cache;
 mod claims;
+mod error;
 mod keys;
 mod refresh;
 mod verifier;
@@ -50,9 +52,11 @@ pub mod remote;
 pub use claims::{AccessClaims, Audience, Status, StatusListRef, AMR_PASSWORD};
 pub use keys::{KeyError, KeySet};
 pub use refresh::{FetchError, FetchJwks, Fetched, KeySourceStats, KeysRefreshed, RefreshPolicy};
+pub use builder::VerifierBuilder;
+pub use error::{BuildError, VerifyError};
 pub use verifier::{
-    BuildError, Clock, Rules, TimeBound, Verification, Verifier, VerifierBuilder, VerifyError, ACCESS_TOKEN_TYPE,
-    DEFAULT_CACHE_CAPACITY, DEFAULT_LEEWAY_SECS, MAX_TOKEN_BYTES,
+    Clock, Rules, TimeBound, Verification, Verifier, ACCESS_TOKEN_TYPE, DEFAULT_CACHE_CAPACITY, DEFAULT_LEEWAY_SECS,
+    MAX_TOKEN_BYTES,
 };
 
 /// Re-exported so users can name algorithms and build JWKS documents without

@@ -7,8 +7,10 @@ use serde::de::DeserializeOwned;
 
 use crate::cache::{Lookup, TokenCache, TokenDigest};
 use crate::claims::AccessClaims;
-use crate::keys::{KeyError, KeySet};
-use crate::refresh::{FetchJwks, KeySourceStats, KeysRefreshed, RefreshPolicy, Refresher};
+use crate::builder::VerifierBuilder;
+use crate::keys::KeySet;
+use crate::refresh::{KeySourceStats, KeysRefreshed, Refresher};
+use crate::error::VerifyError;
 
 /// The `typ` header of an access token (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
@@ -41,52 +43,9 @@ impl Rules {
     }
 }
 
-/// Why a token was refused. The `Display` text is safe to log: it never
-/// contains the token.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum VerifyError {
-    #[error("token is empty")]
-    Empty,
-    #[error("token is longer than {MAX_TOKEN_BYTES} bytes")]
-    TooLong,
-    #[error("token is not a well-formed JWS")]
-    Malformed,
-    #[error("token type is not at+jwt")]
-    WrongType,
-    #[error("token has no kid")]
-    MissingKid,
-    #[error("token kid is unknown")]
-    UnknownKid,
-    #[error("token algorithm does not match its key")]
-    AlgorithmMismatch,
-    #[error("token signature is invalid")]
-    BadSignature,
-    #[error("token has expired")]
-    Expired,
-    #[error("token is not valid yet")]
-    NotYetValid,
-    #[error("token issuer is wrong")]
-    WrongIssuer,
-    #[error("token audience is wrong")]
-    WrongAudience,
-    #[error("token lacks required claim or has a malformed one")]
-    BadClaims,
-}
-
 /// "Now" in Unix seconds. Token expiry is checked against it, cached
 /// verifications included.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
-/// Why a [`VerifierBuilder`] could not build.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error(transparent)]
-    Key(#[from] KeyError),
-    #[error("the static key source has no usable key")]
-    NoUsableKey,
-    #[error("cannot start the key refresh thread: {0}")]
-    Spawn(#[source] std::io::Error),
-}
 
 /// The result of [`Verifier::verify_or_wait`].
 #[derive(Debug)]
@@ -105,11 +64,11 @@ pub enum Verification {
 /// cache of verified tokens and, optionally, keys kept fresh from a remote
 /// JWKS ([`Verifier::builder`]).
 pub struct Verifier {
-    keys: RwLock<Arc<KeySet>>,
-    rules: Rules,
-    now: Clock,
-    cache: TokenCache,
-    refresher: Option<Arc<Refresher>>,
+    pub(crate) keys: RwLock<Arc<KeySet>>,
+    pub(crate) rules: Rules,
+    pub(crate) now: Clock,
+    pub(crate) cache: TokenCache,
+    pub(crate) refresher: Option<Arc<Refresher>>,
 }
 
 impl Verifier {
@@ -360,161 +319,6 @@ impl Drop for Verifier {
     }
 }
 
-/// Configures a [`Verifier`]: [`Verifier::builder`].
-///
-/// Keys come from one of: [`keys`](Self::keys) (in-process, replaceable with
-/// [`Verifier::set_keys`]), [`jwks`](Self::jwks) / [`jwks_json`](Self::jwks_json)
-/// / [`pem`](Self::pem) (static), or a refreshing source —
-/// [`discover`](Self::discover) / [`jwks_url`](Self::jwks_url) with the
-/// `remote` feature, or any [`FetchJwks`] with [`fetcher`](Self::fetcher).
-/// A refreshing source replaces the keys at each successful fetch.
-pub struct VerifierBuilder {
-    rules: Rules,
-    keys: KeySet,
-    error: Option<BuildError>,
-    clock: Clock,
-    cache_capacity: usize,
-    fetcher: Option<Box<dyn FetchJwks>>,
-    policy: RefreshPolicy,
-}
-
-impl VerifierBuilder {
-    fn new(rules: Rules) -> Self {
-        VerifierBuilder {
-            rules,
-            keys: KeySet::default(),
-            error: None,
-            clock: Arc::new(system_now),
-            cache_capacity: DEFAULT_CACHE_CAPACITY,
-            fetcher: None,
-            policy: RefreshPolicy::default(),
-        }
-    }
-
-    /// In-process keys (signet's own), replaceable later with [`Verifier::set_keys`].
-    #[must_use]
-    pub fn keys(mut self, keys: KeySet) -> Self {
-        self.keys = keys;
-        self
-    }
-
-    /// A static JWKS document. Unusable keys are logged and skipped; none
-    /// usable is a build error.
-    #[must_use]
-    pub fn jwks(mut self, jwks: &jsonwebtoken::jwk::JwkSet) -> Self {
-        let (keys, skipped) = KeySet::from_jwks(jwks);
-        self.static_keys(keys, skipped);
-        self
-    }
-
-    /// A static JWKS document as JSON text (e.g. read from a file).
-    #[must_use]
-    pub fn jwks_json(mut self, json: &str) -> Self {
-        match KeySet::from_jwks_json(json) {
-            Ok((keys, skipped)) => self.static_keys(keys, skipped),
-            Err(err) => self.fail(err.into()),
-        }
-        self
-    }
-
-    /// Adds a static PEM public key, usable with `algorithm` only, under `kid`
-    /// (the `kid` signet names it by: `signet keys list`). Call once per key.
-    #[must_use]
-    pub fn pem(mut self, kid: &str, algorithm: jsonwebtoken::Algorithm, pem: &[u8]) -> Self {
-        if let Err(err) = self.keys.insert_pem(kid, algorithm, pem) {
-            self.fail(err.into());
-        }
-        self
-    }
-
-    /// Keys from a custom source, refreshed by [`RefreshPolicy`].
-    #[must_use]
-    pub fn fetcher(mut self, fetcher: impl FetchJwks) -> Self {
-        self.fetcher = Some(Box::new(fetcher));
-        self
-    }
-
-    /// Keys from a JWKS URL (e.g. `http://signet:8080/.well-known/jwks.json`),
-    /// kept fresh. The expected `iss` stays [`Rules::issuer`].
-    #[cfg(feature = "remote")]
-    #[must_use]
-    pub fn jwks_url(self, url: impl Into<String>) -> Self {
-        self.fetcher(crate::remote::HttpFetcher::jwks_url(url))
-    }
-
-    /// Keys found through OpenID discovery: `{issuer}/.well-known/openid-configuration`
-    /// names the `jwks_uri` (its `issuer` must equal [`Rules::issuer`]).
-    #[cfg(feature = "remote")]
-    #[must_use]
-    pub fn discover(self) -> Self {
-        let issuer = self.rules.issuer.clone();
-        self.fetcher(crate::remote::HttpFetcher::discover(issuer))
-    }
-
-    /// When a refreshing source fetches (defaults: [`RefreshPolicy::default`]).
-    #[must_use]
-    pub fn refresh_policy(mut self, policy: RefreshPolicy) -> Self {
-        self.policy = policy;
-        self
-    }
-
-    /// The source of "now" (Unix seconds); tests pass a manual clock.
-    #[must_use]
-    pub fn clock(mut self, now: Clock) -> Self {
-        self.clock = now;
-        self
-    }
-
-    /// How many verified tokens to remember (default
-    /// [`DEFAULT_CACHE_CAPACITY`]); 0 turns the cache off.
-    #[must_use]
-    pub fn cache_capacity(mut self, capacity: usize) -> Self {
-        self.cache_capacity = capacity;
-        self
-    }
-
-    fn static_keys(&mut self, keys: KeySet, skipped: Vec<KeyError>) {
-        for err in skipped {
-            log::warn!("static JWKS: key skipped: {err}");
-        }
-        if keys.is_empty() {
-            self.fail(BuildError::NoUsableKey);
-        }
-        self.keys = keys;
-    }
-
-    fn fail(&mut self, err: BuildError) {
-        self.error.get_or_insert(err);
-    }
-
-    /// The verifier, shared (`web::Data::from(verifier)` in actix). With a
-    /// refreshing source, its thread starts here and the first fetch at once;
-    /// the thread ends when the last `Arc` is dropped.
-    pub fn build(self) -> Result<Arc<Verifier>, BuildError> {
-        if let Some(err) = self.error {
-            return Err(err);
-        }
-        let (refresher, spawn) = match self.fetcher {
-            Some(fetcher) => {
-                let (refresher, spawn) = Refresher::start(fetcher, self.policy);
-                (Some(refresher), Some(spawn))
-            }
-            None => (None, None),
-        };
-        let verifier = Arc::new(Verifier {
-            keys: RwLock::new(Arc::new(self.keys)),
-            rules: self.rules,
-            now: self.clock,
-            cache: TokenCache::new(self.cache_capacity),
-            refresher,
-        });
-        if let Some(spawn) = spawn {
-            spawn(Arc::downgrade(&verifier)).map_err(BuildError::Spawn)?;
-        }
-        Ok(verifier)
-    }
-}
-
 /// RFC 9068 §4: `at+jwt`, or its full media type `application/at+jwt`,
 /// compared without case.
 fn is_type(found: Option<&str>, expected: &str) -> bool {
@@ -549,6 +353,6 @@ impl TimeBound for AccessClaims {
     }
 }
 
-fn system_now() -> i64 {
+pub(crate) fn system_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
