@@ -6,6 +6,7 @@ use crate::cache::TokenCache;
 use crate::error::BuildError;
 use crate::keys::{KeyError, KeySet};
 use crate::refresh::{FetchJwks, RefreshPolicy, Refresher};
+use crate::status::{StatusListPolicy, StatusLists};
 use crate::verifier::{system_now, Clock, Rules, Verifier, DEFAULT_CACHE_CAPACITY};
 
 /// Configures a [`Verifier`]: [`Verifier::builder`].
@@ -23,7 +24,15 @@ pub struct VerifierBuilder {
     clock: Clock,
     cache_capacity: usize,
     fetcher: Option<Box<dyn FetchJwks>>,
+    /// The HTTP key source, kept apart until `build` so that
+    /// `allow_insecure_http` may come before or after it.
+    #[cfg(feature = "remote")]
+    http: Option<crate::remote::HttpFetcher>,
     policy: RefreshPolicy,
+    /// `None`: on exactly when keys come from the issuer over HTTP.
+    status: Option<bool>,
+    status_policy: StatusListPolicy,
+    allow_insecure_http: bool,
 }
 
 impl VerifierBuilder {
@@ -35,7 +44,12 @@ impl VerifierBuilder {
             clock: Arc::new(system_now),
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             fetcher: None,
+            #[cfg(feature = "remote")]
+            http: None,
             policy: RefreshPolicy::default(),
+            status: None,
+            status_policy: StatusListPolicy::default(),
+            allow_insecure_http: false,
         }
     }
 
@@ -86,17 +100,55 @@ impl VerifierBuilder {
     /// kept fresh. The expected `iss` stays [`Rules::issuer`].
     #[cfg(feature = "remote")]
     #[must_use]
-    pub fn jwks_url(self, url: impl Into<String>) -> Self {
-        self.fetcher(crate::remote::HttpFetcher::jwks_url(url))
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.http = Some(crate::remote::HttpFetcher::jwks_url(url));
+        self
     }
 
     /// Keys found through OpenID discovery: `{issuer}/.well-known/openid-configuration`
     /// names the `jwks_uri` (its `issuer` must equal [`Rules::issuer`]).
     #[cfg(feature = "remote")]
     #[must_use]
-    pub fn discover(self) -> Self {
-        let issuer = self.rules.issuer.clone();
-        self.fetcher(crate::remote::HttpFetcher::discover(issuer))
+    pub fn discover(mut self) -> Self {
+        self.http = Some(crate::remote::HttpFetcher::discover(self.rules.issuer.clone()));
+        self
+    }
+
+    /// Allows plain `http://` JWKS, discovery and status-list URLs to hosts
+    /// that are not loopback (127.0.0.0/8, `::1`, `localhost`). Off by
+    /// default: over plain HTTP anyone on the path can substitute keys or
+    /// un-revoke tokens. Without it, such a URL is a
+    /// [`BuildError::InsecureUrl`].
+    #[must_use]
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
+    /// Whether to check the `status` claim of tokens against the issuer's
+    /// token status lists (see the crate docs, "Revocation"). Default: on
+    /// when keys come from the issuer over HTTP ([`discover`](Self::discover),
+    /// [`jwks_url`](Self::jwks_url)), off otherwise (then lists come from
+    /// [`Verifier::load_status_list`]).
+    #[must_use]
+    pub fn status_lists(mut self, check: bool) -> Self {
+        self.status = Some(check);
+        self
+    }
+
+    /// How status lists are kept: `max_stale`, fail-open, schedule.
+    #[must_use]
+    pub fn status_policy(mut self, policy: StatusListPolicy) -> Self {
+        self.status_policy = policy;
+        self
+    }
+
+    /// Refuse tokens whose status list was last confirmed longer ago than
+    /// this (default [`DEFAULT_MAX_STALE`](crate::DEFAULT_MAX_STALE), 300 s).
+    #[must_use]
+    pub fn max_stale(mut self, max_stale: std::time::Duration) -> Self {
+        self.status_policy.max_stale = max_stale;
+        self
     }
 
     /// When a refreshing source fetches (defaults: [`RefreshPolicy::default`]).
@@ -138,10 +190,28 @@ impl VerifierBuilder {
     /// The verifier, shared (`web::Data::from(verifier)` in actix). With a
     /// refreshing source, its thread starts here and the first fetch at once;
     /// the thread ends when the last `Arc` is dropped.
-    pub fn build(self) -> Result<Arc<Verifier>, BuildError> {
+    pub fn build(mut self) -> Result<Arc<Verifier>, BuildError> {
         if let Some(err) = self.error {
             return Err(err);
         }
+        #[cfg(feature = "remote")]
+        let remote_keys = self.http.is_some();
+        #[cfg(not(feature = "remote"))]
+        let remote_keys = false;
+        let check_status = self.status.unwrap_or(remote_keys);
+        #[cfg(feature = "remote")]
+        {
+            use crate::remote::check_transport;
+            if let Some(http) = self.http.take() {
+                check_transport(&http.configured_url(), self.allow_insecure_http).map_err(BuildError::InsecureUrl)?;
+                self.fetcher = Some(Box::new(http.allow_insecure_http(self.allow_insecure_http)));
+            }
+            if check_status {
+                // Status lists are fetched from under the issuer.
+                check_transport(&self.rules.issuer, self.allow_insecure_http).map_err(BuildError::InsecureUrl)?;
+            }
+        }
+        let status = check_status.then(|| Arc::new(StatusLists::new(&self.rules.issuer, self.status_policy)));
         let (refresher, spawn) = match self.fetcher {
             Some(fetcher) => {
                 let (refresher, spawn) = Refresher::start(fetcher, self.policy);
@@ -155,9 +225,15 @@ impl VerifierBuilder {
             now: self.clock,
             cache: TokenCache::new(self.cache_capacity),
             refresher,
+            status,
         });
         if let Some(spawn) = spawn {
             spawn(Arc::downgrade(&verifier)).map_err(BuildError::Spawn)?;
+        }
+        #[cfg(feature = "remote")]
+        if let Some(lists) = &verifier.status {
+            crate::remote_status::spawn(lists.clone(), Arc::downgrade(&verifier), crate::remote::DEFAULT_TIMEOUT)
+                .map_err(BuildError::Spawn)?;
         }
         Ok(verifier)
     }

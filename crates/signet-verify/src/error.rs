@@ -33,6 +33,18 @@ pub enum VerifyError {
     WrongAudience,
     #[error("token lacks required claim or has a malformed one")]
     BadClaims,
+    /// Its bit in the issuer's status list is set: revoked (logout, password
+    /// change, admin action...).
+    #[error("token has been revoked")]
+    Revoked,
+    /// Its `status` names a list outside `<issuer>/v1/status-lists/`; such a
+    /// URI is never fetched.
+    #[error("token status list is not the issuer's")]
+    UntrustedStatusList,
+    /// Its status list is not loaded, or the last good copy is older than
+    /// `max_stale` (fail closed), or does not cover its index.
+    #[error("token status cannot be checked now")]
+    StatusUnavailable,
 }
 
 /// Why a [`VerifierBuilder`] could not build.
@@ -44,4 +56,9 @@ pub enum BuildError {
     NoUsableKey,
     #[error("cannot start the key refresh thread: {0}")]
     Spawn(#[source] std::io::Error),
+    /// A JWKS, discovery or status-list URL over plain `http://` to a host
+    /// that is not loopback, without
+    /// [`allow_insecure_http`](crate::VerifierBuilder::allow_insecure_http).
+    #[error("refusing an insecure URL: {0}")]
+    InsecureUrl(String),
 }

@@ -42,6 +42,9 @@ mod claims;
 mod error;
 mod keys;
 mod refresh;
+#[cfg(feature = "remote")]
+mod remote_status;
+mod status;
 mod verifier;
 
 #[cfg(feature = "actix")]
@@ -49,11 +52,15 @@ pub mod actix;
 #[cfg(feature = "remote")]
 pub mod remote;
 
+pub use builder::VerifierBuilder;
 pub use claims::{AccessClaims, Audience, Status, StatusListRef, AMR_PASSWORD};
+pub use error::{BuildError, VerifyError};
 pub use keys::{KeyError, KeySet};
 pub use refresh::{FetchError, FetchJwks, Fetched, KeySourceStats, KeysRefreshed, RefreshPolicy};
-pub use builder::VerifierBuilder;
-pub use error::{BuildError, VerifyError};
+pub use status::{
+    status_bit, StatusListError, StatusListPolicy, StatusListStats, StatusLoaded, DEFAULT_MAX_STALE,
+    MAX_STATUS_LIST_BYTES, MAX_TRACKED_LISTS, STATUS_LIST_TYPE,
+};
 pub use verifier::{
     Clock, Rules, TimeBound, Verification, Verifier, ACCESS_TOKEN_TYPE, DEFAULT_CACHE_CAPACITY, DEFAULT_LEEWAY_SECS,
     MAX_TOKEN_BYTES,

@@ -5,12 +5,13 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{decode, decode_header, Validation};
 use serde::de::DeserializeOwned;
 
+use crate::builder::VerifierBuilder;
 use crate::cache::{Lookup, TokenCache, TokenDigest};
 use crate::claims::AccessClaims;
-use crate::builder::VerifierBuilder;
+use crate::error::VerifyError;
 use crate::keys::KeySet;
 use crate::refresh::{KeySourceStats, KeysRefreshed, Refresher};
-use crate::error::VerifyError;
+use crate::status::{Check, Loaded, StatusListClaims, StatusListError, StatusListStats, StatusLists, StatusLoaded};
 
 /// The `typ` header of an access token (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
@@ -58,6 +59,9 @@ pub enum Verification {
     /// The token's `kid` is unknown and a refetch of the keys is running:
     /// await this, then call [`Verifier::verify`] once more.
     WaitForKeys(KeysRefreshed),
+    /// The token names a status list being fetched for the first time:
+    /// await this, then call [`Verifier::verify`] once more.
+    WaitForStatus(StatusLoaded),
 }
 
 /// Verifies access tokens against a replaceable set of public keys, with a
@@ -69,6 +73,8 @@ pub struct Verifier {
     pub(crate) now: Clock,
     pub(crate) cache: TokenCache,
     pub(crate) refresher: Option<Arc<Refresher>>,
+    /// Status lists, when status checking is on.
+    pub(crate) status: Option<Arc<StatusLists>>,
 }
 
 impl Verifier {
@@ -86,6 +92,7 @@ impl Verifier {
             now,
             cache: TokenCache::new(DEFAULT_CACHE_CAPACITY),
             refresher: None,
+            status: None,
         }
     }
 
@@ -143,6 +150,49 @@ impl Verifier {
         self.refresher.as_ref().map(|r| r.stats())
     }
 
+    /// Counters of status list handling; `None` when status checking is off.
+    pub fn status_list_stats(&self) -> Option<StatusListStats> {
+        self.status.as_ref().map(|s| s.stats())
+    }
+
+    /// Whether tokens' `status` claims are checked.
+    pub fn checks_status(&self) -> bool {
+        self.status.is_some()
+    }
+
+    /// Loads a status list token (`statuslist+jwt`) fetched by the embedding
+    /// process for `uri`, after the same checks as a fetched one (signature
+    /// by the verifier's keys, `iss`, `sub` = `uri`, `exp`, bounded
+    /// inflation). Needs status checking on; with the `remote` feature the
+    /// verifier fetches lists itself.
+    pub fn load_status_list(&self, uri: &str, token: &str) -> Result<(), StatusListError> {
+        let lists = self.status.as_ref().ok_or(StatusListError::from("status checking is off"))?;
+        if !lists.trusted(uri) {
+            return Err(format!("{uri} is not under the issuer's /v1/status-lists/").into());
+        }
+        let list = self.decode_status_list(token, uri)?;
+        lists.loaded(uri, list, None);
+        Ok(())
+    }
+
+    /// Verifies a status list token fetched from `uri`.
+    pub(crate) fn decode_status_list(&self, token: &str, uri: &str) -> Result<Loaded, StatusListError> {
+        if token.len() > crate::status::MAX_STATUS_LIST_BYTES {
+            return Err("the list token is too long".into());
+        }
+        let keys = self.keys();
+        let claims = self
+            .verify_with::<StatusListClaims>(&keys, token, crate::status::STATUS_LIST_TYPE, None, (self.now)())
+            .map_err(|why| {
+                if why == VerifyError::UnknownKid {
+                    // Signed by a key not fetched yet: let the key source catch up.
+                    let _ = self.ask_refetch(token);
+                }
+                StatusListError(format!("the list token is invalid: {why}"))
+            })?;
+        Loaded::from_claims(claims, uri)
+    }
+
     /// Blocks (do not call on an async worker) until the remote key source
     /// has loaded keys once, at most `timeout`; whether keys are there. With
     /// static keys, whether there are any.
@@ -161,6 +211,7 @@ impl Verifier {
         match self.verify_or_wait(token) {
             Verification::Done(result) => result,
             Verification::WaitForKeys(_) => Err(VerifyError::UnknownKid),
+            Verification::WaitForStatus(_) => Err(VerifyError::StatusUnavailable),
         }
     }
 
@@ -172,8 +223,27 @@ impl Verifier {
             Verification::Done(result) => result,
             Verification::WaitForKeys(refreshed) => {
                 refreshed.await;
+                // The token may also name a list not loaded yet.
+                match self.verify_or_wait(token) {
+                    Verification::WaitForStatus(loaded) => {
+                        loaded.await;
+                        self.verify(token)
+                    }
+                    other => Self::settle(other),
+                }
+            }
+            Verification::WaitForStatus(loaded) => {
+                loaded.await;
                 self.verify(token)
             }
+        }
+    }
+
+    fn settle(verification: Verification) -> Result<AccessClaims, VerifyError> {
+        match verification {
+            Verification::Done(result) => result,
+            Verification::WaitForKeys(_) => Err(VerifyError::UnknownKid),
+            Verification::WaitForStatus(_) => Err(VerifyError::StatusUnavailable),
         }
     }
 
@@ -191,27 +261,48 @@ impl Verifier {
         if let Some(digest) = &digest {
             let generation = self.read_keys().generation;
             match self.cache.get(digest, now, generation) {
-                Lookup::Hit(claims) => return Verification::Done(Ok((*claims).clone())),
+                // The status is checked on every hit: a cached token fails
+                // once its bit flips.
+                Lookup::Hit(claims) => {
+                    return match self.check_status(&claims, now) {
+                        None => Verification::Done(Ok((*claims).clone())),
+                        Some(refused) => refused,
+                    }
+                }
                 Lookup::Expired => return Verification::Done(Err(VerifyError::Expired)),
                 Lookup::Miss => {}
             }
         }
         let keys = self.keys();
-        let result = self.verify_with::<AccessClaims>(&keys, token, ACCESS_TOKEN_TYPE, &self.rules.audience, now);
+        let result = self.verify_with::<AccessClaims>(&keys, token, ACCESS_TOKEN_TYPE, Some(&self.rules.audience), now);
         match result {
             Ok(claims) => {
+                // Cached even when its status refuses it: the signature work
+                // is done once, the status is read on every verification.
+                let status = self.check_status(&claims, now);
                 if let Some(digest) = digest {
                     let claims = Arc::new(claims);
                     self.cache.insert(digest, claims.clone(), self.leeway(), keys.generation, now);
-                    return Verification::Done(Ok(Arc::unwrap_or_clone(claims)));
+                    return status.unwrap_or_else(|| Verification::Done(Ok(Arc::unwrap_or_clone(claims))));
                 }
-                Verification::Done(Ok(claims))
+                status.unwrap_or(Verification::Done(Ok(claims)))
             }
             Err(VerifyError::UnknownKid) => match self.ask_refetch(token) {
                 Some(refreshed) => Verification::WaitForKeys(refreshed),
                 None => Verification::Done(Err(VerifyError::UnknownKid)),
             },
             Err(err) => Verification::Done(Err(err)),
+        }
+    }
+
+    /// `None` when the token may pass: no `status` claim, status checking
+    /// off, or its bit is 0 in a current list.
+    fn check_status(&self, claims: &AccessClaims, now: i64) -> Option<Verification> {
+        let (lists, status) = (self.status.as_ref()?, claims.status.as_ref()?);
+        match lists.check(&status.status_list, now) {
+            Check::Valid => None,
+            Check::Refused(why) => Some(Verification::Done(Err(why))),
+            Check::Wait(loaded) => Some(Verification::WaitForStatus(loaded)),
         }
     }
 
@@ -229,7 +320,7 @@ impl Verifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(VerifyError::TooLong);
         }
-        let result = self.verify_with(&self.keys(), token, typ, audience, (self.now)());
+        let result = self.verify_with(&self.keys(), token, typ, Some(audience), (self.now)());
         if result.as_ref().err() == Some(&VerifyError::UnknownKid) {
             // Let a remote key source catch up for the next attempt.
             let _ = self.ask_refetch(token);
@@ -254,7 +345,7 @@ impl Verifier {
         keys: &KeySet,
         token: &str,
         typ: &str,
-        audience: &str,
+        audience: Option<&str>,
         now: i64,
     ) -> Result<C, VerifyError> {
         // JSON must be UTF-8 (RFC 8259 §8.1), also in members serde skips
@@ -277,9 +368,18 @@ impl Verifier {
         }
 
         let mut validation = Validation::new(key.algorithm);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.set_issuer(&[&self.rules.issuer]);
-        validation.set_audience(&[audience]);
+        match audience {
+            Some(audience) => {
+                validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+                validation.set_audience(&[audience]);
+            }
+            // Status list tokens have no audience.
+            None => {
+                validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+                validation.validate_aud = false;
+            }
+        }
         // Time checks are ours, against the injected clock.
         validation.validate_exp = false;
         validation.validate_nbf = false;
@@ -315,6 +415,9 @@ impl Drop for Verifier {
     fn drop(&mut self) {
         if let Some(refresher) = &self.refresher {
             refresher.shutdown();
+        }
+        if let Some(status) = &self.status {
+            status.shutdown();
         }
     }
 }
