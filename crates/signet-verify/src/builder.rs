@@ -33,6 +33,7 @@ pub struct VerifierBuilder {
     status: Option<bool>,
     status_policy: StatusListPolicy,
     allow_insecure_http: bool,
+    status_origin: Option<String>,
 }
 
 impl VerifierBuilder {
@@ -50,6 +51,7 @@ impl VerifierBuilder {
             status: None,
             status_policy: StatusListPolicy::default(),
             allow_insecure_http: false,
+            status_origin: None,
         }
     }
 
@@ -96,8 +98,10 @@ impl VerifierBuilder {
         self
     }
 
-    /// Keys from a JWKS URL (e.g. `http://signet:8080/.well-known/jwks.json`),
-    /// kept fresh. The expected `iss` stays [`Rules::issuer`].
+    /// Keys from a JWKS URL (e.g. `https://signet.internal/.well-known/jwks.json`;
+    /// plain `http://` only to loopback hosts unless
+    /// [`allow_insecure_http`](Self::allow_insecure_http)), kept fresh. The
+    /// expected `iss` stays [`Rules::issuer`].
     #[cfg(feature = "remote")]
     #[must_use]
     pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
@@ -133,6 +137,17 @@ impl VerifierBuilder {
     #[must_use]
     pub fn status_lists(mut self, check: bool) -> Self {
         self.status = Some(check);
+        self
+    }
+
+    /// Fetch status lists (and the event stream) from this origin (e.g.
+    /// `http://signet.internal:8080`) instead of the issuer URL, like
+    /// [`jwks_url`](Self::jwks_url) for keys. Which lists are trusted does not
+    /// change: a token's `status.uri` must still be under
+    /// `<issuer>/v1/status-lists/`; only the path after the issuer is reused.
+    #[must_use]
+    pub fn status_origin(mut self, origin: impl Into<String>) -> Self {
+        self.status_origin = Some(origin.into());
         self
     }
 
@@ -207,11 +222,12 @@ impl VerifierBuilder {
                 self.fetcher = Some(Box::new(http.allow_insecure_http(self.allow_insecure_http)));
             }
             if check_status {
-                // Status lists are fetched from under the issuer.
-                check_transport(&self.rules.issuer, self.allow_insecure_http).map_err(BuildError::InsecureUrl)?;
+                let origin = self.status_origin.as_deref().unwrap_or(&self.rules.issuer);
+                check_transport(origin, self.allow_insecure_http).map_err(BuildError::InsecureUrl)?;
             }
         }
-        let status = check_status.then(|| Arc::new(StatusLists::new(&self.rules.issuer, self.status_policy)));
+        let status = check_status
+            .then(|| Arc::new(StatusLists::new(&self.rules.issuer, self.status_origin.as_deref(), self.status_policy)));
         let (refresher, spawn) = match self.fetcher {
             Some(fetcher) => {
                 let (refresher, spawn) = Refresher::start(fetcher, self.policy);

@@ -35,6 +35,25 @@
 //!
 //! With the `actix` feature, [`actix::Authenticated`] is an actix-web extractor
 //! and [`actix::RequireRole`] a role guard.
+//!
+//! # Revocation
+//!
+//! Tokens with a `status` claim are checked against signet's token status
+//! lists on every verification, cached ones included; a revoked token fails
+//! with [`VerifyError::Revoked`]. On by default with remote keys
+//! ([`VerifierBuilder::status_lists`]). Only lists under
+//! `<issuer>/v1/status-lists/` are trusted, and fetched in the background,
+//! never on the request path. When signet is unreachable, the last good copy
+//! of a list is used until [`StatusListPolicy::max_stale`] (300 s by
+//! default); then its tokens are refused with [`VerifyError::StatusUnavailable`]
+//! (fail closed) unless [`StatusListPolicy::fail_open`]. The details are in
+//! the [`status`] module.
+//!
+//! # Transport
+//!
+//! JWKS, discovery and status-list URLs must be `https://`, or `http://` to a
+//! loopback host; [`VerifierBuilder::allow_insecure_http`] opts in to plain
+//! HTTP elsewhere.
 
 mod builder;
 mod cache;
@@ -44,7 +63,7 @@ mod keys;
 mod refresh;
 #[cfg(feature = "remote")]
 mod remote_status;
-mod status;
+pub mod status;
 mod verifier;
 
 #[cfg(feature = "actix")]

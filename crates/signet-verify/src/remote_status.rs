@@ -82,7 +82,8 @@ fn run_fetcher(lists: &Arc<StatusLists>, verifier: &Weak<Verifier>, agent: &Agen
 
 fn fetch_one(lists: &StatusLists, verifier: &Verifier, agent: &Agent, uri: &str, etag: Option<&str>) {
     lists.count_fetch();
-    let mut request = agent.get(uri).header("accept", "application/statuslist+jwt");
+    let url = lists.fetch_url(uri);
+    let mut request = agent.get(&url).header("accept", "application/statuslist+jwt");
     if let Some(etag) = etag {
         request = request.header("if-none-match", etag);
     }

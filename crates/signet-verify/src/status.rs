@@ -279,6 +279,9 @@ pub(crate) struct Wake {
 pub(crate) struct StatusLists {
     /// `<issuer>/v1/status-lists/`
     prefix: String,
+    /// Where lists are fetched: the same path under another origin (the
+    /// address this service reaches signet at), or the issuer itself.
+    fetch_prefix: String,
     pub(crate) policy: StatusListPolicy,
     entries: RwLock<HashMap<String, Entry>>,
     wake: Mutex<Wake>,
@@ -288,9 +291,11 @@ pub(crate) struct StatusLists {
 }
 
 impl StatusLists {
-    pub(crate) fn new(issuer: &str, policy: StatusListPolicy) -> StatusLists {
+    pub(crate) fn new(issuer: &str, origin: Option<&str>, policy: StatusListPolicy) -> StatusLists {
+        let prefix_of = |base: &str| format!("{}/v1/status-lists/", base.trim_end_matches('/'));
         StatusLists {
-            prefix: format!("{}/v1/status-lists/", issuer.trim_end_matches('/')),
+            prefix: prefix_of(issuer),
+            fetch_prefix: prefix_of(origin.unwrap_or(issuer)),
             policy,
             entries: RwLock::default(),
             wake: Mutex::default(),
@@ -301,7 +306,12 @@ impl StatusLists {
     }
 
     pub(crate) fn events_url(&self) -> String {
-        format!("{}events", self.prefix)
+        format!("{}events", self.fetch_prefix)
+    }
+
+    /// Where to fetch the trusted list `uri`.
+    pub(crate) fn fetch_url(&self, uri: &str) -> String {
+        format!("{}{}", self.fetch_prefix, uri.strip_prefix(&self.prefix).unwrap_or(uri))
     }
 
     /// Whether `uri` is one of the issuer's lists: the prefix and a positive
@@ -621,7 +631,7 @@ mod tests {
 
     #[test]
     fn only_the_issuers_lists_are_trusted() {
-        let lists = StatusLists::new("https://id.example.com/", StatusListPolicy::default());
+        let lists = StatusLists::new("https://id.example.com/", None, StatusListPolicy::default());
         assert!(lists.trusted("https://id.example.com/v1/status-lists/1"));
         assert!(lists.trusted("https://id.example.com/v1/status-lists/42"));
         for uri in [

@@ -206,7 +206,9 @@ impl Verifier {
     /// Verifies an access token and returns its claims. Never blocks: a
     /// token whose `kid` is unknown fails at once with
     /// [`VerifyError::UnknownKid`] (after asking a remote key source, if
-    /// any, to refetch in the background).
+    /// any, to refetch in the background), and a token naming a status list
+    /// not loaded yet with [`VerifyError::StatusUnavailable`] (its fetch
+    /// starts in the background).
     pub fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {
         match self.verify_or_wait(token) {
             Verification::Done(result) => result,
@@ -216,8 +218,9 @@ impl Verifier {
     }
 
     /// Verifies; when the token's `kid` is unknown and a refetch is running
-    /// (or was just started for it), waits for it without blocking the
-    /// thread and tries once more. Runtime-agnostic.
+    /// (or was just started for it), or its status list is being fetched for
+    /// the first time, waits for that without blocking the thread and tries
+    /// once more. Runtime-agnostic.
     pub async fn verify_async(&self, token: &str) -> Result<AccessClaims, VerifyError> {
         match self.verify_or_wait(token) {
             Verification::Done(result) => result,

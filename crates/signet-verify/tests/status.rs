@@ -483,6 +483,30 @@ fn load_status_list_checks_like_a_fetch() {
 }
 
 #[test]
+fn lists_are_fetched_from_the_status_origin_when_set() {
+    let signet = Signet::start();
+    let key = TestKey::es256("k1");
+    // The issuer names a public URL; this service reaches signet elsewhere.
+    let issuer = "https://id.example.com";
+    let uri = format!("{issuer}/v1/status-lists/4");
+    signet.serve_list(4, list_token(&key, issuer, &uri, &bits(1, &[1]), 60), 1);
+    let verifier = Verifier::builder(Rules::new(issuer, AUDIENCE))
+        .jwks(&jwks(&[&key]))
+        .status_lists(true)
+        .status_origin(signet.base.clone())
+        .status_policy(policy())
+        .build()
+        .unwrap();
+    assert!(warm(&verifier, &token(&key, issuer, &uri, 0)).is_ok());
+    assert_eq!(verifier.verify(&token(&key, issuer, &uri, 1)), Err(VerifyError::Revoked));
+    assert_eq!(signet.hits("/v1/status-lists/4"), 1);
+    wait_until("the event stream", Duration::from_secs(5), || signet.subscribers() == 1);
+    // Trust is still the issuer's: the origin's own URIs are not.
+    let t = token(&key, issuer, &signet.uri(4), 0);
+    assert_eq!(verifier.verify(&t), Err(VerifyError::UntrustedStatusList));
+}
+
+#[test]
 fn plain_http_to_other_hosts_needs_an_explicit_opt_in() {
     let insecure = |b: signet_verify::VerifierBuilder| matches!(b.build(), Err(BuildError::InsecureUrl(_)));
     let rules = || Rules::new("http://id.example.com", AUDIENCE);
