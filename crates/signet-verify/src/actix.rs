@@ -22,7 +22,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 
-use crate::{AccessClaims, KeysRefreshed, Verification, Verifier, VerifyError};
+use crate::{AccessClaims, KeysRefreshed, StatusLoaded, Verification, Verifier, VerifyError};
 
 /// The realm named in every `WWW-Authenticate` challenge.
 pub const REALM: &str = "signet";
@@ -141,7 +141,20 @@ fn authenticate<T>(req: &HttpRequest, finish: fn(AccessClaims) -> Result<T, Auth
     match verifier.verify_or_wait(token) {
         Verification::Done(result) => AuthFuture::ready(result.map_err(AuthError::InvalidToken).and_then(finish)),
         Verification::WaitForKeys(refreshed) => AuthFuture {
-            state: State::Waiting { verifier: verifier.clone(), token: token.to_owned(), refreshed, finish },
+            state: State::Waiting {
+                verifier: verifier.clone(),
+                token: token.to_owned(),
+                wait: Wait::Keys(refreshed),
+                finish,
+            },
+        },
+        Verification::WaitForStatus(loaded) => AuthFuture {
+            state: State::Waiting {
+                verifier: verifier.clone(),
+                token: token.to_owned(),
+                wait: Wait::Status(loaded),
+                finish,
+            },
         },
     }
 }
@@ -158,9 +171,15 @@ enum State<T> {
     Waiting {
         verifier: web::Data<Verifier>,
         token: String,
-        refreshed: KeysRefreshed,
+        wait: Wait,
         finish: fn(AccessClaims) -> Result<T, AuthError>,
     },
+}
+
+/// What a waiting extractor waits for.
+enum Wait {
+    Keys(KeysRefreshed),
+    Status(StatusLoaded),
 }
 
 impl<T> AuthFuture<T> {
@@ -180,14 +199,28 @@ impl<T> Future for AuthFuture<T> {
                 Some(result) => Poll::Ready(result),
                 None => Poll::Ready(Err(AuthError::NotConfigured)),
             },
-            State::Waiting { verifier, token, refreshed, finish } => match Pin::new(refreshed).poll(cx) {
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(()) => {
-                    let result = verifier.verify(token).map_err(AuthError::InvalidToken).and_then(*finish);
-                    self.state = State::Ready(None);
-                    Poll::Ready(result)
+            State::Waiting { verifier, token, wait, finish } => {
+                let ready = match wait {
+                    Wait::Keys(refreshed) => Pin::new(refreshed).poll(cx),
+                    Wait::Status(loaded) => Pin::new(loaded).poll(cx),
+                };
+                if ready.is_pending() {
+                    return Poll::Pending;
                 }
-            },
+                // With new keys, the token may still name a list being fetched.
+                let result = match (&*wait, verifier.verify_or_wait(token)) {
+                    (Wait::Keys(_), Verification::WaitForStatus(loaded)) => {
+                        *wait = Wait::Status(loaded);
+                        return self.poll(cx);
+                    }
+                    (_, Verification::Done(result)) => result,
+                    (_, Verification::WaitForKeys(_)) => Err(VerifyError::UnknownKid),
+                    (_, Verification::WaitForStatus(_)) => Err(VerifyError::StatusUnavailable),
+                };
+                let result = result.map_err(AuthError::InvalidToken).and_then(*finish);
+                self.state = State::Ready(None);
+                Poll::Ready(result)
+            }
         }
     }
 }

@@ -35,11 +35,35 @@
 //!
 //! With the `actix` feature, [`actix::Authenticated`] is an actix-web extractor
 //! and [`actix::RequireRole`] a role guard.
+//!
+//! # Revocation
+//!
+//! Tokens with a `status` claim are checked against signet's token status
+//! lists on every verification, cached ones included; a revoked token fails
+//! with [`VerifyError::Revoked`]. On by default with remote keys
+//! ([`VerifierBuilder::status_lists`]). Only lists under
+//! `<issuer>/v1/status-lists/` are trusted, and fetched in the background,
+//! never on the request path. When signet is unreachable, the last good copy
+//! of a list is used until [`StatusListPolicy::max_stale`] (300 s by
+//! default); then its tokens are refused with [`VerifyError::StatusUnavailable`]
+//! (fail closed) unless [`StatusListPolicy::fail_open`]. The details are in
+//! the [`status`] module.
+//!
+//! # Transport
+//!
+//! JWKS, discovery and status-list URLs must be `https://`, or `http://` to a
+//! loopback host; [`VerifierBuilder::allow_insecure_http`] opts in to plain
+//! HTTP elsewhere.
 
+mod builder;
 mod cache;
 mod claims;
+mod error;
 mod keys;
 mod refresh;
+#[cfg(feature = "remote")]
+mod remote_status;
+pub mod status;
 mod verifier;
 
 #[cfg(feature = "actix")]
@@ -47,12 +71,18 @@ pub mod actix;
 #[cfg(feature = "remote")]
 pub mod remote;
 
+pub use builder::VerifierBuilder;
 pub use claims::{AccessClaims, Audience, Status, StatusListRef, AMR_PASSWORD};
+pub use error::{BuildError, VerifyError};
 pub use keys::{KeyError, KeySet};
 pub use refresh::{FetchError, FetchJwks, Fetched, KeySourceStats, KeysRefreshed, RefreshPolicy};
+pub use status::{
+    status_bit, StatusListError, StatusListPolicy, StatusListStats, StatusLoaded, DEFAULT_MAX_STALE,
+    MAX_STATUS_LIST_BYTES, MAX_TRACKED_LISTS, STATUS_LIST_TYPE,
+};
 pub use verifier::{
-    BuildError, Clock, Rules, TimeBound, Verification, Verifier, VerifierBuilder, VerifyError, ACCESS_TOKEN_TYPE,
-    DEFAULT_CACHE_CAPACITY, DEFAULT_LEEWAY_SECS, MAX_TOKEN_BYTES,
+    Clock, Rules, TimeBound, Verification, Verifier, ACCESS_TOKEN_TYPE, DEFAULT_CACHE_CAPACITY, DEFAULT_LEEWAY_SECS,
+    MAX_TOKEN_BYTES,
 };
 
 /// Re-exported so users can name algorithms and build JWKS documents without

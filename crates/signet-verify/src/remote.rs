@@ -32,6 +32,8 @@ pub struct HttpFetcher {
     target: Target,
     /// The `jwks_uri` found by discovery, until a fetch from it fails.
     discovered: Option<String>,
+    /// Plain `http://` to non-loopback hosts allowed ([`check_transport`]).
+    allow_insecure_http: bool,
 }
 
 #[derive(Deserialize)]
@@ -59,8 +61,24 @@ impl HttpFetcher {
         self
     }
 
+    /// Allows plain `http://` to non-loopback hosts (the JWKS URL, the
+    /// issuer, and a discovered `jwks_uri`). Off by default.
+    #[must_use]
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
+    /// The URLs it fetches from before discovery, for the builder's check.
+    pub(crate) fn configured_url(&self) -> String {
+        match &self.target {
+            Target::Jwks(url) => url.clone(),
+            Target::Discover { issuer } => issuer.clone(),
+        }
+    }
+
     fn new(target: Target) -> Self {
-        HttpFetcher { agent: agent(DEFAULT_TIMEOUT), target, discovered: None }
+        HttpFetcher { agent: agent(DEFAULT_TIMEOUT), target, discovered: None, allow_insecure_http: false }
     }
 
     fn jwks_uri(&mut self) -> Result<String, FetchError> {
@@ -78,6 +96,7 @@ impl HttpFetcher {
         if doc.issuer != *issuer {
             return Err(format!("{url}: names issuer {:?}, expected {issuer:?}", doc.issuer).into());
         }
+        check_transport(&doc.jwks_uri, self.allow_insecure_http)?;
         self.discovered = Some(doc.jwks_uri.clone());
         Ok(doc.jwks_uri)
     }
@@ -106,6 +125,7 @@ impl HttpFetcher {
 impl FetchJwks for HttpFetcher {
     fn fetch(&mut self) -> Result<Fetched, FetchError> {
         let url = self.jwks_uri()?;
+        check_transport(&url, self.allow_insecure_http)?;
         let result = self.get(&url).and_then(|(body, max_age)| {
             let jwks: JwkSet = serde_json::from_str(&body).map_err(|err| format!("{url}: not a JWKS: {err}"))?;
             Ok(Fetched { jwks, max_age })
@@ -125,9 +145,14 @@ impl FetchJwks for HttpFetcher {
     }
 }
 
-fn agent(timeout: Duration) -> Agent {
+/// rustls on aws-lc-rs with the webpki roots.
+pub(crate) fn tls_config() -> TlsConfig {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = TlsConfig::builder().provider(TlsProvider::Rustls).unversioned_rustls_crypto_provider(provider).build();
+    TlsConfig::builder().provider(TlsProvider::Rustls).unversioned_rustls_crypto_provider(provider).build()
+}
+
+pub(crate) fn agent(timeout: Duration) -> Agent {
+    let tls = tls_config();
     Agent::config_builder()
         .timeout_global(Some(timeout))
         .http_status_as_error(false)
@@ -135,6 +160,42 @@ fn agent(timeout: Duration) -> Agent {
         .tls_config(tls)
         .build()
         .new_agent()
+}
+
+/// Whether keys or status lists may be fetched from `url`: `https://`, or
+/// `http://` to a loopback host (127.0.0.0/8, `::1`, `localhost`), or plain
+/// `http://` anywhere when the caller opted in
+/// ([`VerifierBuilder::allow_insecure_http`](crate::VerifierBuilder::allow_insecure_http)).
+/// Over plain HTTP anyone on the path could substitute their own keys.
+pub(crate) fn check_transport(url: &str, allow_insecure_http: bool) -> Result<(), String> {
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("https://") {
+        return Ok(());
+    }
+    let Some(rest) = lower.strip_prefix("http://") else {
+        return Err(format!("{url}: only https:// (or http:// to a loopback host) is supported"));
+    };
+    if allow_insecure_http || is_loopback(rest) {
+        return Ok(());
+    }
+    Err(format!("{url}: plain http:// to a non-loopback host; use https://, or opt in with allow_insecure_http(true)"))
+}
+
+/// Whether the authority at the start of `rest` (after `http://`) is a loopback host.
+fn is_loopback(rest: &str) -> bool {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    // Userinfo could disguise the host (`http://localhost@evil.com/`).
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((host, _)) => host,
+            None => return false,
+        }
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// How long a response may be cached: `max-age` less `Age` (RFC 9111);
@@ -159,6 +220,37 @@ pub(crate) fn cache_lifetime(cache_control: Option<&str>, age: Option<&str>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_only_to_loopback_unless_allowed() {
+        for ok in [
+            "https://id.example.com",
+            "HTTPS://id.example.com/.well-known/jwks.json",
+            "http://127.0.0.1:8080/keys",
+            "http://127.1.2.3/keys",
+            "http://localhost:8080",
+            "http://LOCALHOST./x",
+            "http://[::1]:8080/keys",
+            "http://user@127.0.0.1/keys",
+        ] {
+            assert_eq!(check_transport(ok, false), Ok(()), "{ok}");
+        }
+        for bad in [
+            "http://id.example.com",
+            "http://10.0.0.1:8080/keys",
+            "http://[::2]/keys",
+            "http://localhost.evil.com/keys",
+            "http://127.0.0.1@evil.com/keys",
+            "http://localhost:80@evil.com/",
+            "http://[::1",
+            "ftp://127.0.0.1/keys",
+            "file:///etc/keys.json",
+        ] {
+            assert!(check_transport(bad, false).is_err(), "{bad}");
+        }
+        assert_eq!(check_transport("http://id.example.com", true), Ok(()));
+        assert!(check_transport("ftp://id.example.com", true).is_err());
+    }
 
     #[test]
     fn cache_control_parsing() {

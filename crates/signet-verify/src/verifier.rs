@@ -5,10 +5,13 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{decode, decode_header, Validation};
 use serde::de::DeserializeOwned;
 
+use crate::builder::VerifierBuilder;
 use crate::cache::{Lookup, TokenCache, TokenDigest};
 use crate::claims::AccessClaims;
-use crate::keys::{KeyError, KeySet};
-use crate::refresh::{FetchJwks, KeySourceStats, KeysRefreshed, RefreshPolicy, Refresher};
+use crate::error::VerifyError;
+use crate::keys::KeySet;
+use crate::refresh::{KeySourceStats, KeysRefreshed, Refresher};
+use crate::status::{Check, Loaded, StatusListClaims, StatusListError, StatusListStats, StatusLists, StatusLoaded};
 
 /// The `typ` header of an access token (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
@@ -41,52 +44,9 @@ impl Rules {
     }
 }
 
-/// Why a token was refused. The `Display` text is safe to log: it never
-/// contains the token.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum VerifyError {
-    #[error("token is empty")]
-    Empty,
-    #[error("token is longer than {MAX_TOKEN_BYTES} bytes")]
-    TooLong,
-    #[error("token is not a well-formed JWS")]
-    Malformed,
-    #[error("token type is not at+jwt")]
-    WrongType,
-    #[error("token has no kid")]
-    MissingKid,
-    #[error("token kid is unknown")]
-    UnknownKid,
-    #[error("token algorithm does not match its key")]
-    AlgorithmMismatch,
-    #[error("token signature is invalid")]
-    BadSignature,
-    #[error("token has expired")]
-    Expired,
-    #[error("token is not valid yet")]
-    NotYetValid,
-    #[error("token issuer is wrong")]
-    WrongIssuer,
-    #[error("token audience is wrong")]
-    WrongAudience,
-    #[error("token lacks required claim or has a malformed one")]
-    BadClaims,
-}
-
 /// "Now" in Unix seconds. Token expiry is checked against it, cached
 /// verifications included.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
-/// Why a [`VerifierBuilder`] could not build.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error(transparent)]
-    Key(#[from] KeyError),
-    #[error("the static key source has no usable key")]
-    NoUsableKey,
-    #[error("cannot start the key refresh thread: {0}")]
-    Spawn(#[source] std::io::Error),
-}
 
 /// The result of [`Verifier::verify_or_wait`].
 #[derive(Debug)]
@@ -99,17 +59,22 @@ pub enum Verification {
     /// The token's `kid` is unknown and a refetch of the keys is running:
     /// await this, then call [`Verifier::verify`] once more.
     WaitForKeys(KeysRefreshed),
+    /// The token names a status list being fetched for the first time:
+    /// await this, then call [`Verifier::verify`] once more.
+    WaitForStatus(StatusLoaded),
 }
 
 /// Verifies access tokens against a replaceable set of public keys, with a
 /// cache of verified tokens and, optionally, keys kept fresh from a remote
 /// JWKS ([`Verifier::builder`]).
 pub struct Verifier {
-    keys: RwLock<Arc<KeySet>>,
-    rules: Rules,
-    now: Clock,
-    cache: TokenCache,
-    refresher: Option<Arc<Refresher>>,
+    pub(crate) keys: RwLock<Arc<KeySet>>,
+    pub(crate) rules: Rules,
+    pub(crate) now: Clock,
+    pub(crate) cache: TokenCache,
+    pub(crate) refresher: Option<Arc<Refresher>>,
+    /// Status lists, when status checking is on.
+    pub(crate) status: Option<Arc<StatusLists>>,
 }
 
 impl Verifier {
@@ -127,6 +92,7 @@ impl Verifier {
             now,
             cache: TokenCache::new(DEFAULT_CACHE_CAPACITY),
             refresher: None,
+            status: None,
         }
     }
 
@@ -184,6 +150,49 @@ impl Verifier {
         self.refresher.as_ref().map(|r| r.stats())
     }
 
+    /// Counters of status list handling; `None` when status checking is off.
+    pub fn status_list_stats(&self) -> Option<StatusListStats> {
+        self.status.as_ref().map(|s| s.stats())
+    }
+
+    /// Whether tokens' `status` claims are checked.
+    pub fn checks_status(&self) -> bool {
+        self.status.is_some()
+    }
+
+    /// Loads a status list token (`statuslist+jwt`) fetched by the embedding
+    /// process for `uri`, after the same checks as a fetched one (signature
+    /// by the verifier's keys, `iss`, `sub` = `uri`, `exp`, bounded
+    /// inflation). Needs status checking on; with the `remote` feature the
+    /// verifier fetches lists itself.
+    pub fn load_status_list(&self, uri: &str, token: &str) -> Result<(), StatusListError> {
+        let lists = self.status.as_ref().ok_or(StatusListError::from("status checking is off"))?;
+        if !lists.trusted(uri) {
+            return Err(format!("{uri} is not under the issuer's /v1/status-lists/").into());
+        }
+        let list = self.decode_status_list(token, uri)?;
+        lists.loaded(uri, list, None);
+        Ok(())
+    }
+
+    /// Verifies a status list token fetched from `uri`.
+    pub(crate) fn decode_status_list(&self, token: &str, uri: &str) -> Result<Loaded, StatusListError> {
+        if token.len() > crate::status::MAX_STATUS_LIST_BYTES {
+            return Err("the list token is too long".into());
+        }
+        let keys = self.keys();
+        let claims = self
+            .verify_with::<StatusListClaims>(&keys, token, crate::status::STATUS_LIST_TYPE, None, (self.now)())
+            .map_err(|why| {
+                if why == VerifyError::UnknownKid {
+                    // Signed by a key not fetched yet: let the key source catch up.
+                    let _ = self.ask_refetch(token);
+                }
+                StatusListError(format!("the list token is invalid: {why}"))
+            })?;
+        Loaded::from_claims(claims, uri)
+    }
+
     /// Blocks (do not call on an async worker) until the remote key source
     /// has loaded keys once, at most `timeout`; whether keys are there. With
     /// static keys, whether there are any.
@@ -197,24 +206,47 @@ impl Verifier {
     /// Verifies an access token and returns its claims. Never blocks: a
     /// token whose `kid` is unknown fails at once with
     /// [`VerifyError::UnknownKid`] (after asking a remote key source, if
-    /// any, to refetch in the background).
+    /// any, to refetch in the background), and a token naming a status list
+    /// not loaded yet with [`VerifyError::StatusUnavailable`] (its fetch
+    /// starts in the background).
     pub fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {
         match self.verify_or_wait(token) {
             Verification::Done(result) => result,
             Verification::WaitForKeys(_) => Err(VerifyError::UnknownKid),
+            Verification::WaitForStatus(_) => Err(VerifyError::StatusUnavailable),
         }
     }
 
     /// Verifies; when the token's `kid` is unknown and a refetch is running
-    /// (or was just started for it), waits for it without blocking the
-    /// thread and tries once more. Runtime-agnostic.
+    /// (or was just started for it), or its status list is being fetched for
+    /// the first time, waits for that without blocking the thread and tries
+    /// once more. Runtime-agnostic.
     pub async fn verify_async(&self, token: &str) -> Result<AccessClaims, VerifyError> {
         match self.verify_or_wait(token) {
             Verification::Done(result) => result,
             Verification::WaitForKeys(refreshed) => {
                 refreshed.await;
+                // The token may also name a list not loaded yet.
+                match self.verify_or_wait(token) {
+                    Verification::WaitForStatus(loaded) => {
+                        loaded.await;
+                        self.verify(token)
+                    }
+                    other => Self::settle(other),
+                }
+            }
+            Verification::WaitForStatus(loaded) => {
+                loaded.await;
                 self.verify(token)
             }
+        }
+    }
+
+    fn settle(verification: Verification) -> Result<AccessClaims, VerifyError> {
+        match verification {
+            Verification::Done(result) => result,
+            Verification::WaitForKeys(_) => Err(VerifyError::UnknownKid),
+            Verification::WaitForStatus(_) => Err(VerifyError::StatusUnavailable),
         }
     }
 
@@ -232,27 +264,48 @@ impl Verifier {
         if let Some(digest) = &digest {
             let generation = self.read_keys().generation;
             match self.cache.get(digest, now, generation) {
-                Lookup::Hit(claims) => return Verification::Done(Ok((*claims).clone())),
+                // The status is checked on every hit: a cached token fails
+                // once its bit flips.
+                Lookup::Hit(claims) => {
+                    return match self.check_status(&claims, now) {
+                        None => Verification::Done(Ok((*claims).clone())),
+                        Some(refused) => refused,
+                    }
+                }
                 Lookup::Expired => return Verification::Done(Err(VerifyError::Expired)),
                 Lookup::Miss => {}
             }
         }
         let keys = self.keys();
-        let result = self.verify_with::<AccessClaims>(&keys, token, ACCESS_TOKEN_TYPE, &self.rules.audience, now);
+        let result = self.verify_with::<AccessClaims>(&keys, token, ACCESS_TOKEN_TYPE, Some(&self.rules.audience), now);
         match result {
             Ok(claims) => {
+                // Cached even when its status refuses it: the signature work
+                // is done once, the status is read on every verification.
+                let status = self.check_status(&claims, now);
                 if let Some(digest) = digest {
                     let claims = Arc::new(claims);
                     self.cache.insert(digest, claims.clone(), self.leeway(), keys.generation, now);
-                    return Verification::Done(Ok(Arc::unwrap_or_clone(claims)));
+                    return status.unwrap_or_else(|| Verification::Done(Ok(Arc::unwrap_or_clone(claims))));
                 }
-                Verification::Done(Ok(claims))
+                status.unwrap_or(Verification::Done(Ok(claims)))
             }
             Err(VerifyError::UnknownKid) => match self.ask_refetch(token) {
                 Some(refreshed) => Verification::WaitForKeys(refreshed),
                 None => Verification::Done(Err(VerifyError::UnknownKid)),
             },
             Err(err) => Verification::Done(Err(err)),
+        }
+    }
+
+    /// `None` when the token may pass: no `status` claim, status checking
+    /// off, or its bit is 0 in a current list.
+    fn check_status(&self, claims: &AccessClaims, now: i64) -> Option<Verification> {
+        let (lists, status) = (self.status.as_ref()?, claims.status.as_ref()?);
+        match lists.check(&status.status_list, now) {
+            Check::Valid => None,
+            Check::Refused(why) => Some(Verification::Done(Err(why))),
+            Check::Wait(loaded) => Some(Verification::WaitForStatus(loaded)),
         }
     }
 
@@ -270,7 +323,7 @@ impl Verifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(VerifyError::TooLong);
         }
-        let result = self.verify_with(&self.keys(), token, typ, audience, (self.now)());
+        let result = self.verify_with(&self.keys(), token, typ, Some(audience), (self.now)());
         if result.as_ref().err() == Some(&VerifyError::UnknownKid) {
             // Let a remote key source catch up for the next attempt.
             let _ = self.ask_refetch(token);
@@ -295,7 +348,7 @@ impl Verifier {
         keys: &KeySet,
         token: &str,
         typ: &str,
-        audience: &str,
+        audience: Option<&str>,
         now: i64,
     ) -> Result<C, VerifyError> {
         // JSON must be UTF-8 (RFC 8259 §8.1), also in members serde skips
@@ -318,9 +371,18 @@ impl Verifier {
         }
 
         let mut validation = Validation::new(key.algorithm);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.set_issuer(&[&self.rules.issuer]);
-        validation.set_audience(&[audience]);
+        match audience {
+            Some(audience) => {
+                validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+                validation.set_audience(&[audience]);
+            }
+            // Status list tokens have no audience.
+            None => {
+                validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+                validation.validate_aud = false;
+            }
+        }
         // Time checks are ours, against the injected clock.
         validation.validate_exp = false;
         validation.validate_nbf = false;
@@ -357,161 +419,9 @@ impl Drop for Verifier {
         if let Some(refresher) = &self.refresher {
             refresher.shutdown();
         }
-    }
-}
-
-/// Configures a [`Verifier`]: [`Verifier::builder`].
-///
-/// Keys come from one of: [`keys`](Self::keys) (in-process, replaceable with
-/// [`Verifier::set_keys`]), [`jwks`](Self::jwks) / [`jwks_json`](Self::jwks_json)
-/// / [`pem`](Self::pem) (static), or a refreshing source —
-/// [`discover`](Self::discover) / [`jwks_url`](Self::jwks_url) with the
-/// `remote` feature, or any [`FetchJwks`] with [`fetcher`](Self::fetcher).
-/// A refreshing source replaces the keys at each successful fetch.
-pub struct VerifierBuilder {
-    rules: Rules,
-    keys: KeySet,
-    error: Option<BuildError>,
-    clock: Clock,
-    cache_capacity: usize,
-    fetcher: Option<Box<dyn FetchJwks>>,
-    policy: RefreshPolicy,
-}
-
-impl VerifierBuilder {
-    fn new(rules: Rules) -> Self {
-        VerifierBuilder {
-            rules,
-            keys: KeySet::default(),
-            error: None,
-            clock: Arc::new(system_now),
-            cache_capacity: DEFAULT_CACHE_CAPACITY,
-            fetcher: None,
-            policy: RefreshPolicy::default(),
+        if let Some(status) = &self.status {
+            status.shutdown();
         }
-    }
-
-    /// In-process keys (signet's own), replaceable later with [`Verifier::set_keys`].
-    #[must_use]
-    pub fn keys(mut self, keys: KeySet) -> Self {
-        self.keys = keys;
-        self
-    }
-
-    /// A static JWKS document. Unusable keys are logged and skipped; none
-    /// usable is a build error.
-    #[must_use]
-    pub fn jwks(mut self, jwks: &jsonwebtoken::jwk::JwkSet) -> Self {
-        let (keys, skipped) = KeySet::from_jwks(jwks);
-        self.static_keys(keys, skipped);
-        self
-    }
-
-    /// A static JWKS document as JSON text (e.g. read from a file).
-    #[must_use]
-    pub fn jwks_json(mut self, json: &str) -> Self {
-        match KeySet::from_jwks_json(json) {
-            Ok((keys, skipped)) => self.static_keys(keys, skipped),
-            Err(err) => self.fail(err.into()),
-        }
-        self
-    }
-
-    /// Adds a static PEM public key, usable with `algorithm` only, under `kid`
-    /// (the `kid` signet names it by: `signet keys list`). Call once per key.
-    #[must_use]
-    pub fn pem(mut self, kid: &str, algorithm: jsonwebtoken::Algorithm, pem: &[u8]) -> Self {
-        if let Err(err) = self.keys.insert_pem(kid, algorithm, pem) {
-            self.fail(err.into());
-        }
-        self
-    }
-
-    /// Keys from a custom source, refreshed by [`RefreshPolicy`].
-    #[must_use]
-    pub fn fetcher(mut self, fetcher: impl FetchJwks) -> Self {
-        self.fetcher = Some(Box::new(fetcher));
-        self
-    }
-
-    /// Keys from a JWKS URL (e.g. `http://signet:8080/.well-known/jwks.json`),
-    /// kept fresh. The expected `iss` stays [`Rules::issuer`].
-    #[cfg(feature = "remote")]
-    #[must_use]
-    pub fn jwks_url(self, url: impl Into<String>) -> Self {
-        self.fetcher(crate::remote::HttpFetcher::jwks_url(url))
-    }
-
-    /// Keys found through OpenID discovery: `{issuer}/.well-known/openid-configuration`
-    /// names the `jwks_uri` (its `issuer` must equal [`Rules::issuer`]).
-    #[cfg(feature = "remote")]
-    #[must_use]
-    pub fn discover(self) -> Self {
-        let issuer = self.rules.issuer.clone();
-        self.fetcher(crate::remote::HttpFetcher::discover(issuer))
-    }
-
-    /// When a refreshing source fetches (defaults: [`RefreshPolicy::default`]).
-    #[must_use]
-    pub fn refresh_policy(mut self, policy: RefreshPolicy) -> Self {
-        self.policy = policy;
-        self
-    }
-
-    /// The source of "now" (Unix seconds); tests pass a manual clock.
-    #[must_use]
-    pub fn clock(mut self, now: Clock) -> Self {
-        self.clock = now;
-        self
-    }
-
-    /// How many verified tokens to remember (default
-    /// [`DEFAULT_CACHE_CAPACITY`]); 0 turns the cache off.
-    #[must_use]
-    pub fn cache_capacity(mut self, capacity: usize) -> Self {
-        self.cache_capacity = capacity;
-        self
-    }
-
-    fn static_keys(&mut self, keys: KeySet, skipped: Vec<KeyError>) {
-        for err in skipped {
-            log::warn!("static JWKS: key skipped: {err}");
-        }
-        if keys.is_empty() {
-            self.fail(BuildError::NoUsableKey);
-        }
-        self.keys = keys;
-    }
-
-    fn fail(&mut self, err: BuildError) {
-        self.error.get_or_insert(err);
-    }
-
-    /// The verifier, shared (`web::Data::from(verifier)` in actix). With a
-    /// refreshing source, its thread starts here and the first fetch at once;
-    /// the thread ends when the last `Arc` is dropped.
-    pub fn build(self) -> Result<Arc<Verifier>, BuildError> {
-        if let Some(err) = self.error {
-            return Err(err);
-        }
-        let (refresher, spawn) = match self.fetcher {
-            Some(fetcher) => {
-                let (refresher, spawn) = Refresher::start(fetcher, self.policy);
-                (Some(refresher), Some(spawn))
-            }
-            None => (None, None),
-        };
-        let verifier = Arc::new(Verifier {
-            keys: RwLock::new(Arc::new(self.keys)),
-            rules: self.rules,
-            now: self.clock,
-            cache: TokenCache::new(self.cache_capacity),
-            refresher,
-        });
-        if let Some(spawn) = spawn {
-            spawn(Arc::downgrade(&verifier)).map_err(BuildError::Spawn)?;
-        }
-        Ok(verifier)
     }
 }
 
@@ -549,6 +459,6 @@ impl TimeBound for AccessClaims {
     }
 }
 
-fn system_now() -> i64 {
+pub(crate) fn system_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
