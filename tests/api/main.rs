@@ -19,6 +19,7 @@ mod errors;
 mod import;
 mod interop;
 mod keys;
+mod openapi;
 mod proptests;
 mod resilience;
 mod rotation;
