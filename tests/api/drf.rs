@@ -228,7 +228,10 @@ async fn simplejwt_routes_speak_simplejwt(app: TestApp) {
     let (status, body) = post(&app, "/api/token/verify/", json!({"token": "abc"})).await;
     assert_eq!((status, body), (StatusCode::UNAUTHORIZED, invalid.clone()));
     let (status, body) = post(&app, "/api/token/refresh/", json!({"refresh": access})).await;
-    assert_eq!((status, body), (StatusCode::UNAUTHORIZED, json!({"detail": "Token has wrong type", "code": "token_not_valid"})));
+    assert_eq!(
+        (status, body),
+        (StatusCode::UNAUTHORIZED, json!({"detail": "Token has wrong type", "code": "token_not_valid"}))
+    );
 
     let (status, body) = post(&app, "/api/token/refresh/", json!({"refresh": refresh})).await;
     assert_eq!(status, StatusCode::OK);
@@ -272,7 +275,10 @@ async fn simplejwt_routes_speak_simplejwt(app: TestApp) {
     let res = app.client.post(app.url("/api/token/")).header("content-type", "text/plain").body("x").send();
     let res = res.await.unwrap();
     assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    assert_eq!(res.json::<Value>().await.unwrap(), json!({"detail": "Unsupported media type \"text/plain\" in request."}));
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"detail": "Unsupported media type \"text/plain\" in request."})
+    );
     let res = app.client.get(app.url("/api/token/refresh/")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(res.headers()["allow"], "POST");
