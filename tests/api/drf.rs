@@ -98,8 +98,9 @@ async fn api_tokens_are_created_listed_used_and_revoked(app: TestApp) {
 
 async fn expired_api_tokens_and_disabled_users_are_refused(app: TestApp) {
     let (_, access) = login_access(&app, "temp").await;
+    // 1.0 is an integer to JSON Schema (openapi.yaml: `type: integer`), so it is one day too.
     let created: Value =
-        create_token(&app, &access, json!({"name": "short", "expires_in_days": 1})).await.json().await.unwrap();
+        create_token(&app, &access, json!({"name": "short", "expires_in_days": 1.0})).await.json().await.unwrap();
     let secret = created["token"].as_str().unwrap().to_owned();
     assert!(created["expires_at"].is_string());
     assert_eq!(with_token(&app, reqwest::Method::GET, "/v1/auth/me", &secret).await.status(), StatusCode::OK);
