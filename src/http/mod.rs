@@ -31,7 +31,7 @@ use state::AppState;
 
 pub use body::{describe_json_error, extractor_config};
 pub use handlers::meta::OPENAPI_YAML;
-pub use routes::routes;
+pub use routes::{registered_routes, routes};
 
 /// CORS from `cors.allowed_origins`: credentialed responses for listed origins
 /// only, never a wildcard; preflights cached for an hour.

@@ -89,6 +89,8 @@ async fn admin_patch_validates_and_disables(app: TestApp) {
     assert_eq!(res.json::<Value>().await.unwrap()["email"], Value::Null);
     assert_problem(patch(&app, &admin, id, json!({"email": "nope"})).await, 422, "validation_failed").await;
     assert_problem(patch(&app, &admin, id, json!({"roles": ["admin"]})).await, 400, "malformed_request").await;
+    // null is not a boolean (openapi.yaml says `disabled: boolean`).
+    assert_problem(patch(&app, &admin, id, json!({"disabled": null})).await, 400, "malformed_request").await;
 
     let res = patch(&app, &admin, id, json!({"disabled": true})).await;
     assert_eq!(res.json::<Value>().await.unwrap()["disabled"], true);

@@ -104,8 +104,9 @@ async fn api_tokens_are_created_listed_used_and_revoked(app: TestApp) {
 
 async fn expired_api_tokens_and_disabled_users_are_refused(app: TestApp) {
     let (_, access) = login_access(&app, "temp").await;
+    // 1.0 is an integer to JSON Schema (openapi.yaml: `type: integer`), so it is one day too.
     let created: Value =
-        create_token(&app, &access, json!({"name": "short", "expires_in_days": 1})).await.json().await.unwrap();
+        create_token(&app, &access, json!({"name": "short", "expires_in_days": 1.0})).await.json().await.unwrap();
     let secret = created["token"].as_str().unwrap().to_owned();
     assert!(created["expires_at"].is_string());
     assert_eq!(with_token(&app, reqwest::Method::GET, "/v1/auth/me", &secret).await.status(), StatusCode::OK);
@@ -227,9 +228,17 @@ async fn simplejwt_routes_speak_simplejwt(app: TestApp) {
     assert_eq!((status, body), (StatusCode::OK, json!({})));
     let (status, body) = post(&app, "/api/token/verify/", json!({"token": refresh})).await;
     assert_eq!((status, body), (StatusCode::OK, json!({})));
-    let invalid = json!({"detail": "Token is invalid or expired", "code": "token_not_valid"});
+    // simplejwt 5.5's words for each refusal (tests/contract/differential.py checks them
+    // against the real package).
+    let invalid = json!({"detail": "Token is invalid", "code": "token_not_valid"});
+    let blacklisted = json!({"detail": "Token is blacklisted", "code": "token_not_valid"});
     let (status, body) = post(&app, "/api/token/verify/", json!({"token": "abc"})).await;
     assert_eq!((status, body), (StatusCode::UNAUTHORIZED, invalid.clone()));
+    let (status, body) = post(&app, "/api/token/refresh/", json!({"refresh": access})).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::UNAUTHORIZED, json!({"detail": "Token has wrong type", "code": "token_not_valid"}))
+    );
 
     let (status, body) = post(&app, "/api/token/refresh/", json!({"refresh": refresh})).await;
     assert_eq!(status, StatusCode::OK);
@@ -237,9 +246,9 @@ async fn simplejwt_routes_speak_simplejwt(app: TestApp) {
     assert!(body["access"].is_string());
     // The old refresh token no longer verifies, and presenting it again is reuse.
     let (status, body) = post(&app, "/api/token/verify/", json!({"token": refresh})).await;
-    assert_eq!((status, body), (StatusCode::UNAUTHORIZED, invalid.clone()));
+    assert_eq!((status, body), (StatusCode::BAD_REQUEST, json!({"non_field_errors": ["Token is blacklisted"]})));
     let (status, body) = post(&app, "/api/token/refresh/", json!({"refresh": refresh})).await;
-    assert_eq!((status, body), (StatusCode::UNAUTHORIZED, invalid.clone()));
+    assert_eq!((status, body), (StatusCode::UNAUTHORIZED, blacklisted.clone()));
     let (status, _) = post(&app, "/api/token/refresh/", json!({"refresh": rotated})).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "reuse revoked the whole session");
 
@@ -249,7 +258,9 @@ async fn simplejwt_routes_speak_simplejwt(app: TestApp) {
     let (status, body) = post(&app, "/api/token/blacklist/", json!({"refresh": refresh})).await;
     assert_eq!((status, body), (StatusCode::OK, json!({})));
     let (status, body) = post(&app, "/api/token/refresh/", json!({"refresh": refresh})).await;
-    assert_eq!((status, body), (StatusCode::UNAUTHORIZED, invalid.clone()));
+    assert_eq!((status, body), (StatusCode::UNAUTHORIZED, blacklisted.clone()));
+    let (status, body) = post(&app, "/api/token/blacklist/", json!({"refresh": refresh})).await;
+    assert_eq!((status, body), (StatusCode::UNAUTHORIZED, blacklisted), "blacklisting twice is refused");
     let (status, body) = post(&app, "/api/token/blacklist/", json!({"refresh": "garbage"})).await;
     assert_eq!((status, body), (StatusCode::UNAUTHORIZED, invalid));
     let (status, body) = post(&app, "/api/token/refresh/", json!({})).await;
@@ -267,6 +278,18 @@ async fn simplejwt_routes_speak_simplejwt(app: TestApp) {
         res.json::<Value>().await.unwrap()["non_field_errors"][0],
         "Invalid data. Expected a dictionary, but got list."
     );
+    // DRF's parsers: another media type is 415, quoting it; another method is 405 with Allow.
+    let res = app.client.post(app.url("/api/token/")).header("content-type", "text/plain").body("x").send();
+    let res = res.await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"detail": "Unsupported media type \"text/plain\" in request."})
+    );
+    let res = app.client.get(app.url("/api/token/refresh/")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(res.headers()["allow"], "POST");
+    assert_eq!(res.json::<Value>().await.unwrap(), json!({"detail": "Method \"GET\" not allowed."}));
     let res = raw(format!("{{\"username\": \"{}\"}}", "x".repeat(20_000))).await.unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert_eq!(res.json::<Value>().await.unwrap(), json!({"detail": "Request body too large."}));

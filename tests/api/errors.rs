@@ -42,7 +42,12 @@ async fn oversized_body_is_413(app: TestApp) {
 
 async fn unknown_route_is_404_and_wrong_method_405(app: TestApp) {
     assert_problem(app.get("/v1/nothing-here", None).await, 404, "not_found").await;
-    assert_problem(app.get("/v1/auth/login", None).await, 405, "method_not_allowed").await;
+    let res = app.get("/v1/auth/login", None).await;
+    assert_eq!(res.headers()["allow"], "POST", "RFC 9110: a 405 lists the allowed methods");
+    assert_problem(res, 405, "method_not_allowed").await;
+    let res = app.client.request(reqwest::Method::TRACE, app.url("/v1/admin/users/x")).send().await.unwrap();
+    assert_eq!(res.headers()["allow"], "GET, PATCH, DELETE");
+    assert_problem(res, 405, "method_not_allowed").await;
 }
 
 async fn health_and_readiness(app: TestApp) {

@@ -20,6 +20,7 @@ mod import;
 mod import_limits;
 mod interop;
 mod keys;
+mod openapi;
 mod proptests;
 mod resilience;
 mod rotation;

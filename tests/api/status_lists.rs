@@ -386,10 +386,12 @@ async fn next_event(stream: &mut reqwest::Response, buf: &mut String) -> String 
 }
 
 async fn event_stream_announces_changes_and_caps_subscribers(app: TestApp) {
-    let capped = app.spawn_peer(|s: &mut Settings| {
-        s.revocation.max_subscribers = 1;
-        s.revocation.heartbeat_secs = 1;
-    }).await;
+    let capped = app
+        .spawn_peer(|s: &mut Settings| {
+            s.revocation.max_subscribers = 1;
+            s.revocation.heartbeat_secs = 1;
+        })
+        .await;
     let (_, pair) = user_with_login(&app, "olga").await;
     let (uri, _) = status_of(&access(&pair));
     tokio::time::sleep(Duration::from_millis(500)).await; // the peer's first poll

@@ -205,6 +205,7 @@ impl VerifierBuilder {
     /// The verifier, shared (`web::Data::from(verifier)` in actix). With a
     /// refreshing source, its thread starts here and the first fetch at once;
     /// the thread ends when the last `Arc` is dropped.
+    #[cfg_attr(not(feature = "remote"), expect(unused_mut, reason = "the remote key source takes parts of self"))]
     pub fn build(mut self) -> Result<Arc<Verifier>, BuildError> {
         if let Some(err) = self.error {
             return Err(err);

@@ -305,11 +305,13 @@ impl StatusLists {
         }
     }
 
+    #[cfg_attr(not(feature = "remote"), expect(dead_code, reason = "for the remote fetcher"))]
     pub(crate) fn events_url(&self) -> String {
         format!("{}events", self.fetch_prefix)
     }
 
     /// Where to fetch the trusted list `uri`.
+    #[cfg_attr(not(feature = "remote"), expect(dead_code, reason = "for the remote fetcher"))]
     pub(crate) fn fetch_url(&self, uri: &str) -> String {
         format!("{}{}", self.fetch_prefix, uri.strip_prefix(&self.prefix).unwrap_or(uri))
     }
@@ -458,6 +460,7 @@ impl StatusLists {
 
     /// Lists whose fetch is due, marked as running; and the next due time
     /// of the others.
+    #[cfg_attr(not(feature = "remote"), expect(dead_code, reason = "for the remote fetcher"))]
     pub(crate) fn take_due(&self, now: Instant) -> (Vec<(String, Option<String>)>, Option<Instant>) {
         let mut entries = self.write();
         let mut due = Vec::new();
@@ -477,15 +480,18 @@ impl StatusLists {
         (due, next)
     }
 
+    #[cfg_attr(not(feature = "remote"), expect(dead_code, reason = "for the remote fetcher"))]
     pub(crate) fn is_empty(&self) -> bool {
         self.read().is_empty()
     }
 
+    #[cfg_attr(not(feature = "remote"), expect(dead_code, reason = "for the remote fetcher"))]
     pub(crate) fn count_fetch(&self) {
         self.counters.fetches.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A fetch answered `304`: the copy is current.
+    #[cfg_attr(not(feature = "remote"), expect(dead_code, reason = "for the remote fetcher"))]
     pub(crate) fn not_modified(&self, uri: &str) {
         self.counters.not_modified.fetch_add(1, Ordering::Relaxed);
         self.finish(uri, |entry, policy| {
@@ -513,6 +519,7 @@ impl StatusLists {
     }
 
     /// A fetch failed or its list was rejected: keep the old copy, retry later.
+    #[cfg_attr(not(feature = "remote"), expect(dead_code, reason = "for the remote fetcher"))]
     pub(crate) fn failed(&self, uri: &str, why: &str) {
         self.counters.failures.fetch_add(1, Ordering::Relaxed);
         self.finish(uri, |entry, policy| {
@@ -539,6 +546,7 @@ impl StatusLists {
 
     /// signet announced `version` of `uri`: refetch at once if it is newer
     /// than the copy (lists nobody has asked for are ignored).
+    #[cfg_attr(not(feature = "remote"), expect(dead_code, reason = "for the remote fetcher"))]
     pub(crate) fn announce(&self, uri: &str, version: u64) {
         let mut entries = self.write();
         let Some(entry) = entries.get_mut(uri) else { return };

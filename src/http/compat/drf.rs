@@ -23,7 +23,7 @@ pub async fn obtain_auth_token(state: web::Data<AppState>, req: HttpRequest, pay
     }
     let fields = match read_fields(&req, payload, state.settings.server.body_limit_bytes).await {
         Ok(fields) => fields,
-        Err(body) => return HttpResponse::BadRequest().json(body),
+        Err((status, body)) => return HttpResponse::build(status).json(body),
     };
     let [username, password] = match required_strings(&fields, &["username", "password"]) {
         Ok(values) => <[String; 2]>::try_from(values).unwrap_or_default(),

@@ -50,10 +50,16 @@ pub async fn get_user(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatchUser {
+    /// Absent: unchanged; `null` is no boolean, so a 400 (as the schema says).
+    #[serde(default, deserialize_with = "not_null")]
     disabled: Option<bool>,
     /// Absent: unchanged; `null`: cleared; a string: set.
     #[serde(default, deserialize_with = "present")]
     email: Option<Option<String>>,
+}
+
+fn not_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    bool::deserialize(d).map(Some)
 }
 
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {

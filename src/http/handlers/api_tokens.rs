@@ -19,8 +19,23 @@ use crate::http::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
     expires_in_days: Option<i64>,
+}
+
+/// An integer as JSON Schema counts them: `90` and `90.0` alike (openapi.yaml
+/// says `type: integer`, and schema validators accept 90.0 as one).
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error;
+    match Option::<serde_json::Number>::deserialize(d)? {
+        None => Ok(None),
+        Some(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => Ok(Some(i)),
+            // Bounded before the cast, so it is exact; out-of-range days are a 422 later.
+            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 1e15 => Ok(Some(f as i64)),
+            _ => Err(D::Error::custom("expires_in_days must be a whole number")),
+        },
+    }
 }
 
 /// The one response that ever shows the secret.

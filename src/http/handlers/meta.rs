@@ -56,3 +56,8 @@ fn demo_asset(state: &AppState, content_type: &str, body: &'static str) -> Resul
 pub async fn openapi() -> HttpResponse {
     HttpResponse::Ok().content_type("application/yaml").body(OPENAPI_YAML)
 }
+
+/// `/demo` → `/demo/` (whether or not the demo is enabled).
+pub async fn demo_redirect() -> HttpResponse {
+    HttpResponse::TemporaryRedirect().insert_header((header::LOCATION, "/demo/")).finish()
+}
