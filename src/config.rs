@@ -26,6 +26,43 @@ pub struct Settings {
     pub cookies: CookieSettings,
     pub demo: DemoSettings,
     pub compat: CompatSettings,
+    pub metrics: MetricsSettings,
+    pub maintenance: MaintenanceSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    pub enabled: bool,
+    /// Empty: `/metrics` on the main address.
+    pub bind: String,
+}
+
+impl MetricsSettings {
+    /// The separate `/metrics` address, if one is configured.
+    pub fn bind_addr(&self) -> Option<SocketAddr> {
+        self.bind.trim().parse().ok()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceSettings {
+    pub interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -77,6 +114,7 @@ pub struct ServerSettings {
     pub max_header_bytes: usize,
     pub request_timeout_secs: u64,
     pub keep_alive_secs: u64,
+    pub shutdown_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -261,6 +299,12 @@ impl Settings {
         }
         if self.server.request_timeout_secs == 0 {
             return invalid("server.request_timeout_secs", "must be at least 1");
+        }
+        if !self.metrics.bind.trim().is_empty() && self.metrics.bind_addr().is_none() {
+            return invalid("metrics.bind", "must be empty or an address such as 127.0.0.1:9100");
+        }
+        if self.maintenance.interval_secs == 0 {
+            return invalid("maintenance.interval_secs", "must be at least 1");
         }
         let t = &self.throttle;
         if t.failures_before_lockout < 1 {

@@ -15,8 +15,10 @@ use crate::config::Settings;
 use crate::db::{DbConnection, Pool};
 use crate::error::ApiError;
 use crate::http::client_ip::client_ip;
+use crate::http::metrics::Metrics;
 use crate::http::rate_limit::{Endpoint, RateLimits};
 use crate::keys::service::KeyService;
+use crate::lifecycle::Shutdown;
 
 pub struct AppState {
     pub settings: Arc<Settings>,
@@ -32,6 +34,9 @@ pub struct AppState {
     pub throttle: ThrottlePolicy,
     /// None when `throttle.enabled` is off.
     pub rate_limits: Option<RateLimits>,
+    pub metrics: Arc<Metrics>,
+    /// Set on SIGTERM/SIGINT: `/readyz` answers 503 from then on.
+    pub shutdown: Arc<Shutdown>,
 }
 
 impl AppState {

@@ -4,6 +4,7 @@
 pub mod caller;
 pub mod client_ip;
 pub mod csrf;
+pub mod metrics;
 pub mod rate_limit;
 
 use actix_cors::Cors;
@@ -11,7 +12,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::error::{JsonPayloadError, PayloadError, QueryPayloadError};
 use actix_web::http::header;
-use actix_web::middleware::{from_fn, DefaultHeaders, Logger, Next};
+use actix_web::middleware::{from_fn, Condition, DefaultHeaders, Logger, Next};
 use actix_web::{web, App, HttpRequest, HttpResponse, Resource};
 use diesel::connection::SimpleConnection;
 use serde_json::json;
@@ -184,8 +185,12 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// 200 when the database answers, else 503 unavailable.
+/// 200 when the database answers, else 503 unavailable; 503 `stopping` as
+/// soon as a graceful stop began, so load balancers drain this instance.
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.shutdown.is_stopping() {
+        return Ok(HttpResponse::ServiceUnavailable().json(json!({"status": "stopping"})));
+    }
     state.db(|conn| conn.batch_execute("SELECT 1").map_err(|e| ApiError::Unavailable(e.to_string()))).await?;
     Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
 }
@@ -281,12 +286,17 @@ pub fn app(
     >,
 > {
     let (json, payload, query, path) = extractor_config(&state.settings);
+    let metrics = &state.settings.metrics;
+    // `/metrics` here unless `metrics.bind` gives it an address of its own.
+    let metrics_here = metrics.enabled && metrics.bind_addr().is_none();
+    let track_metrics = metrics.enabled;
     App::new()
         .wrap(from_fn(csrf::origin_guard))
         .wrap(from_fn(limit_header_size))
         .wrap(cors(&state.settings))
         .wrap(security_headers())
         .wrap(request_log())
+        .wrap(Condition::new(track_metrics, from_fn(metrics::track)))
         .app_data(json)
         .app_data(payload)
         .app_data(query)
@@ -294,5 +304,25 @@ pub fn app(
         .app_data(state.keys.verifier().clone())
         .app_data(state)
         .configure(routes)
+        .configure(|cfg| {
+            if metrics_here {
+                metrics::route(cfg);
+            }
+        })
         .default_service(web::to(not_found))
+}
+
+/// The app of the separate `metrics.bind` address: `/metrics` only.
+pub fn metrics_app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new().app_data(state).configure(metrics::route).default_service(web::to(not_found))
 }

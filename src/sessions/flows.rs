@@ -11,6 +11,7 @@ use crate::accounts::model::{self as users, User};
 use crate::accounts::rules::{check_username, username_key};
 use crate::accounts::throttle;
 use crate::error::ApiError;
+use crate::http::metrics::{self, Event, LoginOutcome, RefreshOutcome};
 use crate::http::rate_limit::Endpoint;
 use crate::state::{dummy_hash, AppState};
 use crate::tokens::{verify_refresh, Minted, RefreshClaims};
@@ -19,7 +20,25 @@ use crate::tokens::{verify_refresh, Minted, RefreshClaims};
 /// time and get the same answer; a locked-out name is refused before any
 /// check (even with the right password); a disabled account is told so only
 /// after the right password. Old hash schemes and costs are upgraded.
+/// The outcome is recorded for the metrics.
 pub async fn check_password(
+    state: &AppState,
+    req: &HttpRequest,
+    username: String,
+    password: String,
+) -> Result<User, ApiError> {
+    let result = prove_password(state, req, username, password).await;
+    let outcome = match &result {
+        Ok(_) => Some(LoginOutcome::Success),
+        Err(err) => LoginOutcome::of_error(err),
+    };
+    if let Some(outcome) = outcome {
+        metrics::record(req, Event::Login(outcome));
+    }
+    result
+}
+
+async fn prove_password(
     state: &AppState,
     req: &HttpRequest,
     username: String,
@@ -60,8 +79,8 @@ pub async fn check_password(
         Some(user) if verification.matches => user,
         _ => {
             // Same work for an unknown name as for a wrong password.
-            if plausible {
-                state.db(move |conn| throttle::record_failure(conn, &throttle, &key, now)).await?;
+            if plausible && state.db(move |conn| throttle::record_failure(conn, &throttle, &key, now)).await? {
+                metrics::record(req, Event::Lockout);
             }
             return Err(ApiError::InvalidCredentials);
         }
@@ -86,13 +105,39 @@ pub async fn start_session(state: &AppState, req: &HttpRequest, user: User) -> R
     let now = state.clock.now_db();
     let signer = state.keys.signer(now)?;
     let client = client_info(state, req);
-    state.db(move |conn| service::start_session(conn, &settings.tokens, &signer, &user, client, now)).await
+    let minted =
+        state.db(move |conn| service::start_session(conn, &settings.tokens, &signer, &user, client, now)).await?;
+    issued_pair(req);
+    Ok(minted)
+}
+
+fn issued_pair(req: &HttpRequest) {
+    metrics::record(req, Event::Issued("access"));
+    metrics::record(req, Event::Issued("refresh"));
 }
 
 /// Rotates a refresh token (reuse detection and grace included), within the
-/// client IP's refresh budget.
+/// client IP's refresh budget. The outcome is recorded for the metrics.
 pub async fn rotate(state: &AppState, req: &HttpRequest, token: &str) -> Result<Minted, ApiError> {
     state.rate_limit(Endpoint::Refresh, req)?;
+    let result = rotate_verified(state, token).await;
+    match &result {
+        Ok(rotated) => {
+            let outcome = if rotated.within_grace { RefreshOutcome::Grace } else { RefreshOutcome::Rotated };
+            metrics::record(req, Event::Refresh(outcome));
+            issued_pair(req);
+        }
+        Err(ApiError::RefreshTokenReused) => {
+            metrics::record(req, Event::Refresh(RefreshOutcome::Reused));
+            metrics::record(req, Event::Revoked("refresh_token_reused"));
+        }
+        Err(ApiError::InvalidRefreshToken) => metrics::record(req, Event::Refresh(RefreshOutcome::Invalid)),
+        Err(_) => {}
+    }
+    result.map(|rotated| rotated.minted)
+}
+
+async fn rotate_verified(state: &AppState, token: &str) -> Result<service::Rotated, ApiError> {
     let claims = verified_refresh_claims(state, token).await?;
     let settings = state.settings.clone();
     let now = state.clock.now_db();
