@@ -427,6 +427,22 @@ mod tests {
     }
 
     #[test]
+    fn operations_keys_are_checked() {
+        let settings = Settings::from_toml("").expect("defaults");
+        assert_eq!(settings.metrics.bind_addr(), None);
+        assert_eq!(settings.maintenance.interval_secs, 300);
+        assert_eq!(settings.server.shutdown_timeout_secs, 30);
+        assert_eq!(settings.log.format, LogFormat::Text);
+        let settings =
+            Settings::from_toml("[metrics]\nbind = \"127.0.0.1:9100\"\n[log]\nformat = \"json\"").expect("valid");
+        assert_eq!(settings.metrics.bind_addr(), Some("127.0.0.1:9100".parse().expect("addr")));
+        assert_eq!(settings.log.format, LogFormat::Json);
+        assert!(error_text("[metrics]\nbind = \"nine\"").contains("metrics.bind"));
+        assert!(error_text("[maintenance]\ninterval_secs = 0").contains("maintenance.interval_secs"));
+        assert!(error_text("[log]\nformat = \"xml\"").contains("format"));
+    }
+
+    #[test]
     fn database_url_is_not_printed() {
         let settings = Settings::from_toml("[database]\nurl = \"postgres://u:hunter2@h/db\"").expect("valid");
         assert!(!format!("{settings:?}").contains("hunter2"));
