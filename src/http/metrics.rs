@@ -358,12 +358,9 @@ async fn scrape(state: web::Data<AppState>) -> HttpResponse {
             Ok(rows.into_iter().find(|r| r.state == STATE_ACTIVE).map(|r| r.activated_at.unwrap_or(r.created_at)))
         })
         .await;
-    match started {
-        Ok(Some(at)) => {
-            metrics.key_age.set((now - at).num_milliseconds().max(0) as f64 / 1000.0);
-        }
-        // No active key, or the database is away: keep the last value.
-        Ok(None) | Err(_) => {}
+    // No active key, or the database is away: keep the last value.
+    if let Ok(Some(at)) = started {
+        metrics.key_age.set((now - at).num_milliseconds().max(0) as f64 / 1000.0);
     }
     HttpResponse::Ok().content_type(prometheus_text::CONTENT_TYPE).body(metrics.encode())
 }

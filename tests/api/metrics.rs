@@ -22,7 +22,7 @@ async fn scrape(app: &TestApp) -> Exposition {
     scrape_at(app, &app.address).await
 }
 
-fn label<'a>(sample: &'a Sample<PrometheusValue>, name: &str) -> Option<String> {
+fn label(sample: &Sample<PrometheusValue>, name: &str) -> Option<String> {
     sample.get_labelset().ok()?.get_label_value(name).map(str::to_owned)
 }
 
