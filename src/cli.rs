@@ -19,6 +19,7 @@ use crate::db::{self, DbConnection};
 use crate::keys;
 use crate::keys::master::MasterKey;
 use crate::keys::rotation::{Activation, Schedule};
+use crate::maintenance;
 use crate::Application;
 
 #[derive(Parser)]
@@ -43,6 +44,9 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Purge what has expired once (what every instance does every
+    /// maintenance.interval_secs) and print the counts.
+    Gc,
 }
 
 #[derive(Subcommand)]
@@ -156,6 +160,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(command) => keys_command(&settings, command),
+        Command::Gc => {
+            let mut conn = open(&settings)?;
+            let pace = maintenance::Pace::for_backend(&conn);
+            let report = maintenance::purge(&mut conn, &settings, SystemClock.now_db(), pace)?;
+            println!("{report}");
+            Ok(())
+        }
         Command::Users(UsersCommand::SetRoles { username, roles }) => {
             let mut conn = open(&settings)?;
             let (user, roles) = accounts::commands::set_roles(&mut conn, &username, &roles, SystemClock.now_db())?;
@@ -212,6 +223,10 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         let bind = settings.server.bind;
         let app = Application::build(settings, Arc::new(SystemClock)).await?;
         log::info!("signet listening on http://{}:{}", bind.ip(), app.port());
+        if let Some(port) = app.metrics_port() {
+            log::info!("metrics on port {port} (/metrics)");
+        }
+        app.stop_on_signals();
         log::info!("create the first admin with: signet users create NAME --role admin");
         app.run_until_stopped().await.context("server failed")
     })

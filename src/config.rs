@@ -27,6 +27,9 @@ pub struct Settings {
     pub demo: DemoSettings,
     pub compat: CompatSettings,
     pub revocation: RevocationSettings,
+    pub metrics: MetricsSettings,
+    pub maintenance: MaintenanceSettings,
+    pub log: LogSettings,
 }
 
 /// Token status lists (draft-ietf-oauth-status-list): see README "Revocation".
@@ -41,6 +44,40 @@ pub struct RevocationSettings {
     pub max_subscribers: usize,
     pub subscriber_buffer: usize,
     pub heartbeat_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    pub enabled: bool,
+    /// Empty: `/metrics` on the main address.
+    pub bind: String,
+}
+
+impl MetricsSettings {
+    /// The separate `/metrics` address, if one is configured.
+    pub fn bind_addr(&self) -> Option<SocketAddr> {
+        self.bind.trim().parse().ok()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceSettings {
+    pub interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -94,6 +131,7 @@ pub struct ServerSettings {
     pub max_header_bytes: usize,
     pub request_timeout_secs: u64,
     pub keep_alive_secs: u64,
+    pub shutdown_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -303,6 +341,12 @@ impl Settings {
         if self.server.request_timeout_secs == 0 {
             return invalid("server.request_timeout_secs", "must be at least 1");
         }
+        if !self.metrics.bind.trim().is_empty() && self.metrics.bind_addr().is_none() {
+            return invalid("metrics.bind", "must be empty or an address such as 127.0.0.1:9100");
+        }
+        if self.maintenance.interval_secs == 0 {
+            return invalid("maintenance.interval_secs", "must be at least 1");
+        }
         let t = &self.throttle;
         if t.failures_before_lockout < 1 {
             return invalid("throttle.failures_before_lockout", "must be at least 1");
@@ -424,6 +468,22 @@ mod tests {
             let err = error_text(&format!("[cors]\nallowed_origins = [\"{bad}\"]"));
             assert!(err.contains("cors.allowed_origins"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn operations_keys_are_checked() {
+        let settings = Settings::from_toml("").expect("defaults");
+        assert_eq!(settings.metrics.bind_addr(), None);
+        assert_eq!(settings.maintenance.interval_secs, 300);
+        assert_eq!(settings.server.shutdown_timeout_secs, 30);
+        assert_eq!(settings.log.format, LogFormat::Text);
+        let settings =
+            Settings::from_toml("[metrics]\nbind = \"127.0.0.1:9100\"\n[log]\nformat = \"json\"").expect("valid");
+        assert_eq!(settings.metrics.bind_addr(), Some("127.0.0.1:9100".parse().expect("addr")));
+        assert_eq!(settings.log.format, LogFormat::Json);
+        assert!(error_text("[metrics]\nbind = \"nine\"").contains("metrics.bind"));
+        assert!(error_text("[maintenance]\ninterval_secs = 0").contains("maintenance.interval_secs"));
+        assert!(error_text("[log]\nformat = \"xml\"").contains("format"));
     }
 
     #[test]

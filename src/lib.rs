@@ -12,6 +12,9 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod keys;
+pub mod lifecycle;
+pub mod logging;
+pub mod maintenance;
 pub mod roles;
 pub mod sessions;
 pub mod status_lists;
@@ -29,9 +32,11 @@ use crate::accounts::password::{PasswordHasher, PasswordPolicy};
 use crate::accounts::throttle::ThrottlePolicy;
 use crate::clock::SharedClock;
 use crate::config::Settings;
+use crate::http::metrics::Metrics;
 use crate::http::rate_limit::RateLimits;
 use crate::http::state::AppState;
 use crate::keys::service::KeyService;
+use crate::lifecycle::Shutdown;
 use crate::status_lists::service::StatusLists;
 
 /// A bound, ready-to-run service.
@@ -39,6 +44,10 @@ pub struct Application {
     port: u16,
     server: Server,
     keys: Arc<KeyService>,
+    /// The separate `/metrics` server when `metrics.bind` is set.
+    metrics_server: Option<(u16, Server)>,
+    shutdown: Arc<Shutdown>,
+    maintenance: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Application {
@@ -67,6 +76,9 @@ impl Application {
         status_lists.spawn_background();
 
         let hasher = PasswordHasher::new(settings.passwords.bcrypt_cost);
+        let shutdown = Arc::new(Shutdown::default());
+        let maintenance = maintenance::task::spawn(pool.clone(), settings.clone(), clock.clone(), shutdown.clone())
+            .context("cannot start the maintenance thread")?;
 
         let state = web::Data::new(AppState {
             settings: settings.clone(),
@@ -82,19 +94,40 @@ impl Application {
             throttle: ThrottlePolicy::from_settings(&settings.throttle),
             rate_limits: RateLimits::from_settings(&settings.throttle),
             status_lists,
+            metrics: Arc::new(Metrics::new()),
+            shutdown: shutdown.clone(),
         });
         state.prepare_dummy_hash();
 
         let listener = TcpListener::bind(settings.server.bind)
             .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
         let port = listener.local_addr()?.port();
+        let metrics_server = match settings.metrics.bind_addr().filter(|_| settings.metrics.enabled) {
+            Some(bind) => {
+                let listener =
+                    TcpListener::bind(bind).with_context(|| format!("cannot listen on {bind} (metrics.bind)"))?;
+                let port = listener.local_addr()?.port();
+                let state = state.clone();
+                let server = HttpServer::new(move || http::metrics_app(state.clone()))
+                    .workers(1)
+                    .disable_signals()
+                    .shutdown_timeout(settings.server.shutdown_timeout_secs)
+                    .listen(listener)?
+                    .run();
+                Some((port, server))
+            }
+            None => None,
+        };
         let server = HttpServer::new(move || http::app(state.clone()))
             .workers(settings.workers())
             .client_request_timeout(Duration::from_secs(settings.server.request_timeout_secs))
             .keep_alive(Duration::from_secs(settings.server.keep_alive_secs))
+            // Signals are ours (`stop_on_signals`): /readyz must turn 503 first.
+            .disable_signals()
+            .shutdown_timeout(settings.server.shutdown_timeout_secs)
             .listen(listener)?
             .run();
-        Ok(Application { port, server, keys })
+        Ok(Application { port, server, keys, metrics_server, shutdown, maintenance: Some(maintenance) })
     }
 
     /// The key service, so tests can take rotation steps at a moment of their choosing.
@@ -106,8 +139,55 @@ impl Application {
         self.port
     }
 
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+    /// The port of the separate `/metrics` server, when `metrics.bind` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(port, _)| *port)
+    }
+
+    /// Serves until the server is stopped (by [`Application::handle`] or, after
+    /// [`Application::stop_on_signals`], by a signal), then stops the
+    /// background tasks.
+    pub async fn run_until_stopped(mut self) -> std::io::Result<()> {
+        let metrics = self.metrics_server.take().map(|(_, server)| server);
+        let metrics_handle = metrics.as_ref().map(Server::handle);
+        let shutdown = self.shutdown.clone();
+        let main = async {
+            let served = (&mut self.server).await;
+            shutdown.begin();
+            if let Some(handle) = metrics_handle {
+                handle.stop(true).await;
+            }
+            served
+        };
+        let served = match metrics {
+            Some(metrics) => futures_util::future::join(main, metrics).await.0,
+            None => main.await,
+        };
+        if let Some(maintenance) = self.maintenance.take() {
+            // It stops between two batches; joining waits for one at most.
+            let _ = web::block(move || maintenance.join()).await;
+        }
+        log::info!("signet stopped");
+        served
+    }
+
+    /// On SIGTERM or SIGINT: `/readyz` turns 503, then a graceful stop (the
+    /// listener closes, requests in flight get `server.shutdown_timeout_secs`).
+    /// Call from within the actix system, before `run_until_stopped`.
+    pub fn stop_on_signals(&self) {
+        let shutdown = self.shutdown.clone();
+        let handle = self.server.handle();
+        actix_web::rt::spawn(async move {
+            let signal = lifecycle::stop_signal().await;
+            log::info!("{signal}: stopping; /readyz answers 503, requests in flight may finish");
+            shutdown.begin();
+            handle.stop(true).await;
+        });
+    }
+
+    /// The stopping flag a signal sets (tests set it to see `/readyz` turn 503).
+    pub fn shutdown(&self) -> Arc<Shutdown> {
+        self.shutdown.clone()
     }
 
     /// A handle to stop the server (tests use it to simulate a restart).

@@ -7,7 +7,7 @@ use signet::cli::{run, Cli};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    signet::logging::init(signet::logging::configured_format(cli.config.as_deref()));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -63,14 +63,15 @@ pub fn check(conn: &mut DbConnection, policy: &ThrottlePolicy, key: &str, now: N
 }
 
 /// Counts a failed login; locks the username once the threshold is reached.
+/// True when this failure started a lockout.
 pub fn record_failure(
     conn: &mut DbConnection,
     policy: &ThrottlePolicy,
     key: &str,
     now: NaiveDateTime,
-) -> Result<(), ApiError> {
+) -> Result<bool, ApiError> {
     if !policy.enabled {
-        return Ok(());
+        return Ok(false);
     }
     conn.transaction(|conn| {
         // Forget quiet names (this one included) so the table stays small.
@@ -109,12 +110,14 @@ pub fn record_failure(
         let locked = row.locked_until.is_some_and(|until| until > now);
         if row.failures >= policy.failures_before_lockout && !locked {
             let until = now + policy.lockout_for(row.lockouts);
-            diesel::update(login_throttle::table.find(key).filter(login_throttle::lockouts.eq(row.lockouts)))
-                .set((login_throttle::locked_until.eq(until), login_throttle::lockouts.eq(row.lockouts + 1)))
-                .execute(conn)?;
+            let locked =
+                diesel::update(login_throttle::table.find(key).filter(login_throttle::lockouts.eq(row.lockouts)))
+                    .set((login_throttle::locked_until.eq(until), login_throttle::lockouts.eq(row.lockouts + 1)))
+                    .execute(conn)?;
             log::warn!("login locked out for {}s after {} failures", (until - now).num_seconds(), row.failures);
+            return Ok(locked == 1);
         }
-        Ok(())
+        Ok(false)
     })
 }
 

@@ -7,6 +7,7 @@ use actix_web::HttpRequest;
 use secrecy::{ExposeSecret, SecretString};
 use signet_verify::VerifyError;
 
+use super::metrics::{self, Event, LoginOutcome, RefreshOutcome};
 use super::rate_limit::Endpoint;
 use super::state::{dummy_hash, AppState};
 use crate::accounts::model::{self as users, User};
@@ -20,7 +21,25 @@ use crate::tokens::{verify_refresh, Minted, RefreshClaims};
 /// time and get the same answer; a locked-out name is refused before any
 /// check (even with the right password); a disabled account is told so only
 /// after the right password. Old hash schemes and costs are upgraded.
+/// The outcome is recorded for the metrics.
 pub async fn check_password(
+    state: &AppState,
+    req: &HttpRequest,
+    username: &str,
+    password: SecretString,
+) -> Result<User, ApiError> {
+    let result = prove_password(state, req, username, password).await;
+    let outcome = match &result {
+        Ok(_) => Some(LoginOutcome::Success),
+        Err(err) => LoginOutcome::of_error(err),
+    };
+    if let Some(outcome) = outcome {
+        metrics::record(req, Event::Login(outcome));
+    }
+    result
+}
+
+async fn prove_password(
     state: &AppState,
     req: &HttpRequest,
     username: &str,
@@ -61,7 +80,9 @@ pub async fn check_password(
         _ => {
             // Same work for an unknown name as for a wrong password.
             if let Some(name) = username {
-                state.db(move |conn| throttle::record_failure(conn, &throttle, name.key(), now)).await?;
+                if state.db(move |conn| throttle::record_failure(conn, &throttle, name.key(), now)).await? {
+                    metrics::record(req, Event::Lockout);
+                }
             }
             return Err(ApiError::InvalidCredentials);
         }
@@ -88,17 +109,42 @@ pub async fn start_session(state: &AppState, req: &HttpRequest, user: User) -> R
     let now = state.clock.now_db();
     let signer = state.keys.signer(now)?;
     let client = client_info(state, req);
-    state
+    let minted = state
         .db(move |conn| {
             service::start_session(conn, &settings.tokens, &settings.revocation, &signer, &user, client, now)
         })
-        .await
+        .await?;
+    issued_pair(req);
+    Ok(minted)
+}
+
+fn issued_pair(req: &HttpRequest) {
+    metrics::record(req, Event::Issued("access"));
+    metrics::record(req, Event::Issued("refresh"));
 }
 
 /// Rotates a refresh token (reuse detection and grace included), within the
-/// client IP's refresh budget.
+/// client IP's refresh budget. The outcome is recorded for the metrics.
 pub async fn rotate(state: &AppState, req: &HttpRequest, token: &str) -> Result<Minted, ApiError> {
     state.rate_limit(Endpoint::Refresh, req)?;
+    let result = rotate_verified(state, token).await;
+    match &result {
+        Ok(rotated) => {
+            let outcome = if rotated.within_grace { RefreshOutcome::Grace } else { RefreshOutcome::Rotated };
+            metrics::record(req, Event::Refresh(outcome));
+            issued_pair(req);
+        }
+        Err(ApiError::RefreshTokenReused) => {
+            metrics::record(req, Event::Refresh(RefreshOutcome::Reused));
+            metrics::record(req, Event::Revoked("refresh_token_reused"));
+        }
+        Err(ApiError::InvalidRefreshToken) => metrics::record(req, Event::Refresh(RefreshOutcome::Invalid)),
+        Err(_) => {}
+    }
+    result.map(|rotated| rotated.minted)
+}
+
+async fn rotate_verified(state: &AppState, token: &str) -> Result<service::Rotated, ApiError> {
     let claims = verified_refresh_claims(state, token).await?;
     let settings = state.settings.clone();
     let now = state.clock.now_db();

@@ -12,6 +12,7 @@ pub mod cookie;
 pub mod csrf;
 pub mod flows;
 pub mod handlers;
+pub mod metrics;
 pub mod problem;
 pub mod rate_limit;
 pub mod response;
@@ -22,7 +23,7 @@ use actix_cors::Cors;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::middleware::{from_fn, DefaultHeaders, Logger, Next};
+use actix_web::middleware::{from_fn, Condition, DefaultHeaders, Logger, Next};
 use actix_web::{web, App, HttpRequest, HttpResponse};
 
 use crate::config::Settings;
@@ -95,12 +96,17 @@ pub fn app(
     >,
 > {
     let (json, payload, query, path) = extractor_config(&state.settings);
+    let metrics = &state.settings.metrics;
+    // `/metrics` here unless `metrics.bind` gives it an address of its own.
+    let metrics_here = metrics.enabled && metrics.bind_addr().is_none();
+    let track_metrics = metrics.enabled;
     App::new()
         .wrap(from_fn(csrf::origin_guard))
         .wrap(from_fn(limit_header_size))
         .wrap(cors(&state.settings))
         .wrap(security_headers())
         .wrap(request_log())
+        .wrap(Condition::new(track_metrics, from_fn(metrics::track)))
         .app_data(json)
         .app_data(payload)
         .app_data(query)
@@ -108,5 +114,25 @@ pub fn app(
         .app_data(web::Data::from(state.keys.verifier().clone()))
         .app_data(state)
         .configure(routes)
+        .configure(|cfg| {
+            if metrics_here {
+                metrics::route(cfg);
+            }
+        })
         .default_service(web::to(not_found))
+}
+
+/// The app of the separate `metrics.bind` address: `/metrics` only.
+pub fn metrics_app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new().app_data(state).configure(metrics::route).default_service(web::to(not_found))
 }

@@ -64,8 +64,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// (method, path) of every registered route, paths in the `{param}` form
 /// openapi.yaml uses.
+/// `/metrics` is outside the table: it is served on the main address or on
+/// `metrics.bind` (see `metrics::route`), but always served.
 pub fn registered_routes() -> Vec<(Method, &'static str)> {
-    table().into_iter().flat_map(|e| e.routes.into_iter().map(move |(method, _)| (method, e.path))).collect()
+    let mut routes: Vec<_> =
+        table().into_iter().flat_map(|e| e.routes.into_iter().map(move |(method, _)| (method, e.path))).collect();
+    routes.push((Method::GET, super::metrics::PATH));
+    routes
 }
 
 /// Whose wire format a route speaks, which decides the body of its 405.

@@ -16,7 +16,9 @@ use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::db::{DbConnection, Pool};
 use crate::error::ApiError;
+use crate::http::metrics::Metrics;
 use crate::keys::service::KeyService;
+use crate::lifecycle::Shutdown;
 use crate::status_lists::service::StatusLists;
 
 pub struct AppState {
@@ -35,6 +37,9 @@ pub struct AppState {
     pub rate_limits: Option<RateLimits>,
     /// Signed status lists, their version poll and event stream.
     pub status_lists: Arc<StatusLists>,
+    pub metrics: Arc<Metrics>,
+    /// Set on SIGTERM/SIGINT: `/readyz` answers 503 from then on.
+    pub shutdown: Arc<Shutdown>,
 }
 
 impl AppState {

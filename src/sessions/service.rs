@@ -108,6 +108,13 @@ fn issue_in_session(
     Ok(minted)
 }
 
+/// A successful rotation: the new pair, and whether it was the grace-window
+/// answer to an honest race rather than a fresh rotation.
+pub struct Rotated {
+    pub minted: Minted,
+    pub within_grace: bool,
+}
+
 /// Exchanges a verified refresh token for a new pair. The conditional update
 /// in `claim_refresh_token` picks exactly one winner among concurrent
 /// refreshes; a token that was already rotated revokes its whole session.
@@ -120,7 +127,7 @@ pub fn rotate(
     key: &SigningKey,
     claims: &RefreshClaims,
     now: NaiveDateTime,
-) -> Result<Minted, ApiError> {
+) -> Result<Rotated, ApiError> {
     let rotated = conn.transaction(|conn| -> Result<Option<Minted>, ApiError> {
         // The first statement writes, so SQLite takes its write lock here
         // (waiting up to busy_timeout) instead of failing a later upgrade.
@@ -143,13 +150,13 @@ pub fn rotate(
         Ok(Some(minted))
     })?;
     if let Some(minted) = rotated {
-        return Ok(minted);
+        return Ok(Rotated { minted, within_grace: false });
     }
 
     // Not claimed: unknown, expired, revoked, or already used.
     let token = model::find_refresh_token(conn, &claims.jti)?.ok_or(ApiError::InvalidRefreshToken)?;
     if let Some(minted) = successor_within_grace(conn, settings, revocation, key, &token, now)? {
-        return Ok(minted);
+        return Ok(Rotated { minted, within_grace: true });
     }
     if token.used_at.is_some() {
         let revoked = model::revoke_session(conn, &token.session_id, now, "refresh_token_reused")?;

@@ -152,6 +152,8 @@ pub struct TestApp {
     pub backend: Backend,
     pub handle: actix_web::dev::ServerHandle,
     pub keys: Arc<signet::keys::service::KeyService>,
+    /// The separate `/metrics` port when `metrics.bind` is set.
+    pub metrics_port: Option<u16>,
     // Dropped last: the server must not outlive its database.
     pub db: TestDb,
 }
@@ -180,9 +182,10 @@ impl TestApp {
         let address = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
         let keys = app.keys();
+        let metrics_port = app.metrics_port();
         tokio::spawn(app.run_until_stopped());
         let client = Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        TestApp { address, client, clock, settings, backend, handle, keys, db }
+        TestApp { address, client, clock, settings, backend, handle, keys, metrics_port, db }
     }
 
     /// Stops the server and starts a new one on the same database and clock.

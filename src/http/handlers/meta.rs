@@ -17,6 +17,10 @@ pub async fn healthz() -> HttpResponse {
 
 /// 200 when the database answers, else 503 unavailable.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    // 503 `stopping` as soon as a graceful stop began, so load balancers drain us.
+    if state.shutdown.is_stopping() {
+        return Ok(HttpResponse::ServiceUnavailable().json(json!({"status": "stopping"})));
+    }
     state.db(|conn| conn.batch_execute("SELECT 1").map_err(|e| ApiError::Unavailable(e.to_string()))).await?;
     Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
 }
