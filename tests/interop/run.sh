@@ -171,6 +171,14 @@ EOF
     node "$here/verify_node.mjs" "$dir/cases.json" "$work/results/$alg-3-jose.json" \
         || failures+=("$alg / jose")
 
+    # Revocation through the token status list, read by the same libraries plus zlib: the bit of
+    # the fresh token is 0; after logout it is 1 within a few seconds.
+    "$py" "$here/status_py.py" "$dir/access.jwt" "$base" valid || failures+=("$alg / status list (PyJWT) before logout")
+    node "$here/status_node.mjs" "$dir/access.jwt" "$base" valid || failures+=("$alg / status list (jose) before logout")
+    post_json "$base/v1/auth/logout" "{\"refresh_token\":\"$(cat "$dir/refresh.jwt")\"}" "$dir/logout.out" 204
+    "$py" "$here/status_py.py" "$dir/access.jwt" "$base" revoked 3 || failures+=("$alg / status list (PyJWT) after logout")
+    node "$here/status_node.mjs" "$dir/access.jwt" "$base" revoked 3 || failures+=("$alg / status list (jose) after logout")
+
     stop_signet
 done
 
@@ -217,4 +225,4 @@ if [ "${#failures[@]}" -gt 0 ]; then
     echo "interop: FAIL: unexpected outcomes in: ${failures[*]} (see the FAIL lines above)" >&2
     exit 1
 fi
-echo "interop: every verifier accepted signet's tokens and rejected every forgery ($ALGS)"
+echo "interop: every verifier accepted signet's tokens, rejected every forgery and read the revocation from the status list ($ALGS)"
