@@ -28,6 +28,8 @@ impl Served {
             .env("SIGNET__SERVER__WORKERS", "2")
             .env("SIGNET__KEYS__MASTER_KEY", TEST_MASTER_KEY)
             .env("RUST_LOG", "info")
+            // A busy CI machine can take seconds to accept a PostgreSQL connection.
+            .env("SIGNET__DATABASE__CONNECT_TIMEOUT_SECS", "30")
             .envs(envs.iter().copied())
             .env_remove("DATABASE_URL")
             .env_remove("SIGNET_CONFIG")
