@@ -72,6 +72,7 @@ pub async fn change_password(
     caller: BearerCaller,
     body: web::Json<ChangePassword>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require_password_login()?;
     let ChangePassword { current_password, new_password } = body.into_inner();
     let id = caller.user_id.clone();
     let user = state.db(move |conn| service::get(conn, &id)).await?;
