@@ -81,18 +81,15 @@ pub fn get(conn: &mut DbConnection, id: &str) -> Result<User, ApiError> {
     model::find(conn, id)?.ok_or(ApiError::NotFound)
 }
 
-/// Proves `current` against `user`'s hash and hashes `new` under the policy
-/// (errors reported under `new_password`). CPU-bound (bcrypt): run it blocking.
+/// Hashes `new` for `user` (whose current password was just proven) under
+/// the policy (errors reported under `new_password`). CPU-bound (bcrypt):
+/// run it blocking.
 pub fn new_password_hash(
     hasher: &PasswordHasher,
     policy: &PasswordPolicy,
     user: &User,
-    current: &str,
     new: &str,
 ) -> Result<String, ApiError> {
-    if !hasher.verify(current, &user.password_hash).matches {
-        return Err(ApiError::InvalidCredentials);
-    }
     policy.check(new, &user.username, user.email.as_deref()).map_err(|mut errors| {
         for e in &mut errors {
             e.field = "new_password";

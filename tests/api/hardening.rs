@@ -5,9 +5,16 @@ use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 
 use crate::backend_tests;
+use signet::config::Settings;
+
 use crate::helpers::{assert_problem, claims_of, www_authenticate, TestApp, PASSWORD};
 
-backend_tests!(derived_tokens_cannot_mint_credentials_or_change_the_password,);
+backend_tests!(
+    derived_tokens_cannot_mint_credentials_or_change_the_password,
+    wrong_current_passwords_count_toward_the_lockout,
+    password_changes_spend_the_per_ip_login_budget,
+    parallel_wrong_logins_never_pass_the_lockout,
+);
 
 const NEW_PASSWORD: &str = "a quite different passphrase 77";
 
@@ -47,10 +54,7 @@ async fn change_password(app: &TestApp, access: &str, current: &str, new: &str) 
 }
 
 async fn assert_insufficient(res: Response) {
-    assert_eq!(
-        www_authenticate(&res),
-        "Bearer realm=\"signet\", error=\"insufficient_user_authentication\""
-    );
+    assert_eq!(www_authenticate(&res), "Bearer realm=\"signet\", error=\"insufficient_user_authentication\"");
     assert_problem(res, 401, "insufficient_user_authentication").await;
 }
 
@@ -85,4 +89,70 @@ async fn derived_tokens_cannot_mint_credentials_or_change_the_password(app: Test
     assert_eq!(create_api_token(&app, "/v1/auth/api-tokens", &refreshed).await.status(), StatusCode::CREATED);
     let res = change_password(&app, &refreshed, PASSWORD, NEW_PASSWORD).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
+}
+
+fn lockout_after_3(s: &mut Settings) {
+    s.throttle.failures_before_lockout = 3;
+}
+
+/// Item 2: a wrong `current_password` counts toward the account's lockout,
+/// and a locked account answers 429 there too, even with the right password;
+/// the login is locked by the same count.
+async fn wrong_current_passwords_count_toward_the_lockout(app: TestApp) {
+    let app = app.restart_with(lockout_after_3).await;
+    app.register_ok("oracle").await;
+    let login = app.login_ok("oracle").await;
+    for _ in 0..3 {
+        assert_problem(
+            change_password(&app, &login.access, "not it at all 123", NEW_PASSWORD).await,
+            401,
+            "invalid_credentials",
+        )
+        .await;
+    }
+    let res = change_password(&app, &login.access, PASSWORD, NEW_PASSWORD).await;
+    assert!(res.headers().contains_key("retry-after"));
+    assert_problem(res, 429, "too_many_requests").await;
+    assert_problem(app.login("oracle", PASSWORD).await, 429, "too_many_requests").await;
+}
+
+/// Item 2: password changes spend the client IP's login budget.
+async fn password_changes_spend_the_per_ip_login_budget(app: TestApp) {
+    let app = app
+        .restart_with(|s: &mut Settings| {
+            s.throttle.per_ip_burst = 3;
+            s.throttle.per_ip_per_minute = 1;
+        })
+        .await;
+    app.register_ok("budget").await;
+    let login = app.login_ok("budget").await;
+    for _ in 0..2 {
+        assert_eq!(
+            change_password(&app, &login.access, "not it at all 123", NEW_PASSWORD).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_problem(change_password(&app, &login.access, PASSWORD, NEW_PASSWORD).await, 429, "too_many_requests").await;
+}
+
+/// Item 3: twenty parallel wrong logins over two instances with a limit of 3:
+/// exactly 3 are checked (401), the rest refused unchecked (429). bcrypt at
+/// cost 8 keeps each check in flight long enough for the race to show.
+async fn parallel_wrong_logins_never_pass_the_lockout(app: TestApp) {
+    let configure = |s: &mut Settings| {
+        s.throttle.failures_before_lockout = 3;
+        s.passwords.bcrypt_cost = 8;
+    };
+    let app = app.restart_with(configure).await;
+    let peer = app.spawn_peer(configure).await;
+    app.register_ok("racer").await;
+    let attempts = (0..20).map(|i| {
+        let target = if i % 2 == 0 { &app } else { &peer };
+        target.login("racer", "wrong password guess 1")
+    });
+    let statuses: Vec<u16> =
+        futures_util::future::join_all(attempts).await.iter().map(|r| r.status().as_u16()).collect();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((checked, refused), (3, 17), "{statuses:?}");
 }
