@@ -12,7 +12,8 @@ use crate::db::DbConnection;
 use crate::error::ApiError;
 
 /// Stores `new_hash` (proven against `user`'s current hash) and revokes every
-/// session of the user but `keep`, in one transaction.
+/// session of the user but `keep` and all the user's API tokens (they were
+/// issued under the old password), in one transaction.
 pub fn store_new_password(
     conn: &mut DbConnection,
     user: &User,
@@ -27,6 +28,7 @@ pub fn store_new_password(
         }
         users::touch(conn, &user.id, now)?;
         revoke_user_sessions(conn, &user.id, keep, now, "password_changed")?;
+        crate::api_tokens::model::revoke_all_for_user(conn, &user.id, now)?;
         Ok(())
     })
 }

@@ -1,6 +1,7 @@
 //! Issue 11: no credential may outgrow the login behind it, and every
 //! password check is throttled. One test per item, on both backends.
 
+use chrono::TimeDelta;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 
@@ -14,6 +15,8 @@ backend_tests!(
     wrong_current_passwords_count_toward_the_lockout,
     password_changes_spend_the_per_ip_login_budget,
     parallel_wrong_logins_never_pass_the_lockout,
+    a_password_change_revokes_api_tokens,
+    drf_api_token_auth_tokens_expire,
 );
 
 const NEW_PASSWORD: &str = "a quite different passphrase 77";
@@ -155,4 +158,49 @@ async fn parallel_wrong_logins_never_pass_the_lockout(app: TestApp) {
     let checked = statuses.iter().filter(|s| **s == 401).count();
     let refused = statuses.iter().filter(|s| **s == 429).count();
     assert_eq!((checked, refused), (3, 17), "{statuses:?}");
+}
+
+async fn me_with_api_token(app: &TestApp, secret: &str) -> StatusCode {
+    let res = app.client.get(app.url("/v1/auth/me")).header("authorization", format!("Token {secret}")).send().await;
+    res.unwrap().status()
+}
+
+/// Item 4: a password change revokes the user's API tokens (another user's stay).
+async fn a_password_change_revokes_api_tokens(app: TestApp) {
+    app.register_ok("rotator").await;
+    app.register_ok("bystander").await;
+    let login = app.login_ok("rotator").await;
+    let mine = new_api_token(&app, &login.access).await;
+    let theirs = new_api_token(&app, &app.login_ok("bystander").await.access).await;
+    assert_eq!(me_with_api_token(&app, &mine).await, StatusCode::OK);
+    assert_eq!(change_password(&app, &login.access, PASSWORD, NEW_PASSWORD).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(me_with_api_token(&app, &mine).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me_with_api_token(&app, &theirs).await, StatusCode::OK);
+    // The caller's own session stays.
+    assert_eq!(app.get("/v1/auth/me", Some(&login.access)).await.status(), StatusCode::OK);
+}
+
+/// Item 4: `/api-token-auth/` tokens live `compat.drf_token_days` (default 90).
+async fn drf_api_token_auth_tokens_expire(app: TestApp) {
+    let app = app
+        .restart_with(|s: &mut Settings| {
+            s.compat.drf = true;
+            assert_eq!(s.compat.drf_token_days, 90, "the default");
+            s.compat.drf_token_days = 2;
+        })
+        .await;
+    app.register_ok("drf-expiry").await;
+    let res = app
+        .client
+        .post(app.url("/api-token-auth/"))
+        .json(&json!({"username": "drf-expiry", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let secret = res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+    app.clock.advance(TimeDelta::days(2) - TimeDelta::seconds(5));
+    assert_eq!(me_with_api_token(&app, &secret).await, StatusCode::OK);
+    app.clock.advance(TimeDelta::seconds(10));
+    assert_eq!(me_with_api_token(&app, &secret).await, StatusCode::UNAUTHORIZED);
 }
