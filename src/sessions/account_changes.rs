@@ -42,14 +42,15 @@ pub struct UserChanges {
 }
 
 /// Applies `changes` to user `id` in one transaction; disabling revokes all
-/// the user's sessions. Returns the updated user.
+/// the user's sessions, and never disables the last enabled admin (409
+/// `last_admin`). Returns the updated user.
 pub fn update_user(
     conn: &mut DbConnection,
     id: &str,
     changes: &UserChanges,
     now: NaiveDateTime,
 ) -> Result<User, ApiError> {
-    conn.transaction(|conn| {
+    crate::accounts::service::keeping_an_admin(conn, |conn| {
         let user = users::find(conn, id)?.ok_or(ApiError::NotFound)?;
         if let Some(disabled) = changes.disabled {
             users::set_disabled(conn, &user.id, disabled, now)?;

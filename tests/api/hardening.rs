@@ -17,6 +17,8 @@ backend_tests!(
     parallel_wrong_logins_never_pass_the_lockout,
     a_password_change_revokes_api_tokens,
     drf_api_token_auth_tokens_expire,
+    the_last_admin_cannot_be_demoted_disabled_or_deleted,
+    two_admins_demoting_each_other_at_once_leave_one,
 );
 
 const NEW_PASSWORD: &str = "a quite different passphrase 77";
@@ -203,4 +205,54 @@ async fn drf_api_token_auth_tokens_expire(app: TestApp) {
     assert_eq!(me_with_api_token(&app, &secret).await, StatusCode::OK);
     app.clock.advance(TimeDelta::seconds(10));
     assert_eq!(me_with_api_token(&app, &secret).await, StatusCode::UNAUTHORIZED);
+}
+
+fn admin_request(app: &TestApp, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+    app.client.request(method, app.url(path)).bearer_auth(token)
+}
+
+async fn demote(app: &TestApp, token: &str, user_id: &str) -> Response {
+    let path = format!("/v1/admin/users/{user_id}/roles");
+    admin_request(app, reqwest::Method::PUT, &path, token).json(&json!({"roles": ["user"]})).send().await.unwrap()
+}
+
+/// Item 9: the only enabled admin cannot remove itself in any of three ways;
+/// with a second admin it can.
+async fn the_last_admin_cannot_be_demoted_disabled_or_deleted(app: TestApp) {
+    let root = app.admin_token("root").await;
+    let root_id = claims_of(&root)["sub"].as_str().unwrap().to_owned();
+    let path = format!("/v1/admin/users/{root_id}");
+    assert_problem(demote(&app, &root, &root_id).await, 409, "last_admin").await;
+    let res = admin_request(&app, reqwest::Method::PATCH, &path, &root).json(&json!({"disabled": true})).send();
+    assert_problem(res.await.unwrap(), 409, "last_admin").await;
+    let res = admin_request(&app, reqwest::Method::DELETE, &path, &root).send();
+    assert_problem(res.await.unwrap(), 409, "last_admin").await;
+    // A disabled admin does not count: one enabled admin is still the last.
+    let other = app.admin_token("sleeper").await;
+    let other_id = claims_of(&other)["sub"].as_str().unwrap().to_owned();
+    app.disable_user(&root, &other_id).await;
+    assert_problem(demote(&app, &root, &root_id).await, 409, "last_admin").await;
+    // With a second enabled admin, demoting oneself works.
+    let second = app.admin_token("second").await;
+    assert_eq!(demote(&app, &root, &root_id).await.status(), StatusCode::OK);
+    assert_eq!(app.get("/v1/admin/users", Some(&second)).await.status(), StatusCode::OK);
+}
+
+/// Item 9: two admins demoting each other at once never both succeed, round
+/// after round; an enabled admin always remains.
+async fn two_admins_demoting_each_other_at_once_leave_one(app: TestApp) {
+    for round in 0..8 {
+        let a = app.admin_token(&format!("alice{round}")).await;
+        let b = app.admin_token(&format!("bob{round}")).await;
+        let (a_id, b_id) =
+            (claims_of(&a)["sub"].as_str().unwrap().to_owned(), claims_of(&b)["sub"].as_str().unwrap().to_owned());
+        let (first, second) = tokio::join!(demote(&app, &a, &b_id), demote(&app, &b, &a_id));
+        let ok = [first.status(), second.status()].iter().filter(|s| **s == StatusCode::OK).count();
+        assert_eq!(ok, 1, "round {round}: {} and {}", first.status(), second.status());
+        let remaining = if first.status() == StatusCode::OK { &a } else { &b };
+        // The winner is still an admin; take it down so the next round starts with none.
+        let winner = claims_of(remaining)["sub"].as_str().unwrap().to_owned();
+        let mut conn = app.conn();
+        signet::accounts::model::set_roles(&mut conn, &winner, &["user".to_owned()], app.clock_now()).unwrap();
+    }
 }
