@@ -85,6 +85,8 @@ pub struct LogSettings {
 pub struct CompatSettings {
     pub drf: bool,
     pub simplejwt: bool,
+    /// Lifetime of the API tokens `POST /api-token-auth/` creates (DRF's never expire).
+    pub drf_token_days: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -293,6 +295,9 @@ impl Settings {
         }
         if self.tokens.client_id.is_empty() {
             return invalid("tokens.client_id", "must not be empty");
+        }
+        if !(1..=3650).contains(&self.compat.drf_token_days) {
+            return invalid("compat.drf_token_days", "must be between 1 and 3650");
         }
         let revocation = &self.revocation;
         if revocation.list_ttl_secs <= 0 {

@@ -61,6 +61,12 @@ pub enum ApiError {
     /// A well-signed access token whose session or index was revoked.
     #[error("revoked token")]
     RevokedToken,
+    /// The route needs a password login (RFC 9470); the token is derived.
+    #[error("insufficient user authentication")]
+    InsufficientUserAuthentication,
+    /// The change would leave no enabled admin.
+    #[error("last admin")]
+    LastAdmin,
     #[error("csrf rejected")]
     CsrfRejected,
     #[error("too many requests")]
@@ -95,6 +101,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::InvalidApiToken => "invalid_token",
             ApiError::RevokedToken => "invalid_token",
+            ApiError::InsufficientUserAuthentication => "insufficient_user_authentication",
+            ApiError::LastAdmin => "last_admin",
             ApiError::CsrfRejected => "csrf_rejected",
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::RequestHeaderTooLarge => "request_header_too_large",
@@ -122,6 +130,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "Send the body as application/json.".into(),
             ApiError::InvalidApiToken => "The API token is invalid, expired or revoked.".into(),
             ApiError::RevokedToken => "The access token was refused: it has been revoked.".into(),
+            ApiError::InsufficientUserAuthentication => {
+                "This route needs an access token from a password login (or a refresh of one); log in again.".into()
+            }
+            ApiError::LastAdmin => "The change would leave no enabled user with the role admin.".into(),
             ApiError::CsrfRejected => {
                 "Requests from this origin are not allowed; a cookie-authenticated request needs an allowed \
                  Origin and X-Requested-With: signet."

@@ -147,6 +147,34 @@ pub fn set_email(conn: &mut DbConnection, id: &str, email: Option<&str>, now: Na
 
 /// Deletes the user (sessions, refresh and API tokens cascade), flipping every
 /// status list index they held first, in the same transaction.
+/// How many enabled users hold `admin`, after locking their rows (PostgreSQL:
+/// `FOR UPDATE`, in id order so two such transactions never deadlock; SQLite:
+/// a no-op write takes the database write lock). Call first in a transaction
+/// that may take `admin` away: a concurrent one waits, then counts again.
+pub fn lock_and_count_admins(conn: &mut DbConnection) -> QueryResult<usize> {
+    let admins = users::table
+        .filter(users::disabled.eq(false))
+        .filter(users::roles.like(format!("%\"{}\"%", crate::roles::ADMIN)))
+        .select(users::id)
+        .order(users::id);
+    match conn {
+        DbConnection::Postgres(pg) => Ok(admins.for_update().load::<String>(pg)?.len()),
+        DbConnection::Sqlite(sqlite) => {
+            diesel::update(users::table.filter(users::id.is_null())).set(users::id.eq(users::id)).execute(sqlite)?;
+            Ok(admins.load::<String>(sqlite)?.len())
+        }
+    }
+}
+
+/// How many enabled users hold `admin` (inside the locking transaction).
+pub fn count_admins(conn: &mut DbConnection) -> QueryResult<i64> {
+    users::table
+        .filter(users::disabled.eq(false))
+        .filter(users::roles.like(format!("%\"{}\"%", crate::roles::ADMIN)))
+        .count()
+        .get_result(conn)
+}
+
 pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {
     conn.transaction(|conn| {
         status_lists::invalidate_user_sessions(conn, id, None, false)?;

@@ -2,6 +2,7 @@
 //! values), shared by the HTTP handlers and the `signet users` commands.
 
 use chrono::NaiveDateTime;
+use diesel::Connection;
 use uuid::Uuid;
 
 use super::model::{self, encode_roles, NewUser, User};
@@ -81,18 +82,15 @@ pub fn get(conn: &mut DbConnection, id: &str) -> Result<User, ApiError> {
     model::find(conn, id)?.ok_or(ApiError::NotFound)
 }
 
-/// Proves `current` against `user`'s hash and hashes `new` under the policy
-/// (errors reported under `new_password`). CPU-bound (bcrypt): run it blocking.
+/// Hashes `new` for `user` (whose current password was just proven) under
+/// the policy (errors reported under `new_password`). CPU-bound (bcrypt):
+/// run it blocking.
 pub fn new_password_hash(
     hasher: &PasswordHasher,
     policy: &PasswordPolicy,
     user: &User,
-    current: &str,
     new: &str,
 ) -> Result<String, ApiError> {
-    if !hasher.verify(current, &user.password_hash).matches {
-        return Err(ApiError::InvalidCredentials);
-    }
     policy.check(new, &user.username, user.email.as_deref()).map_err(|mut errors| {
         for e in &mut errors {
             e.field = "new_password";
@@ -100,6 +98,24 @@ pub fn new_password_hash(
         ApiError::WeakPassword(errors)
     })?;
     hasher.hash(new).map_err(ApiError::internal)
+}
+
+/// Runs `change` in a transaction that refuses (409 `last_admin`) to leave no
+/// enabled admin where there was one. The admins' rows are locked first, so
+/// two admins demoting, disabling or deleting each other at once cannot both
+/// succeed: the second waits for the first and counts again.
+pub fn keeping_an_admin<T>(
+    conn: &mut DbConnection,
+    change: impl FnOnce(&mut DbConnection) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    conn.transaction(|conn| {
+        let before = model::lock_and_count_admins(conn)?;
+        let changed = change(conn)?;
+        if before > 0 && model::count_admins(conn)? == 0 {
+            return Err(ApiError::LastAdmin);
+        }
+        Ok(changed)
+    })
 }
 
 /// A page of the user list: 1..=200 users (50 unless asked), from `offset`.
@@ -129,17 +145,23 @@ pub fn list(conn: &mut DbConnection, page: Page) -> Result<(Vec<User>, i64), Api
 
 /// Replaces a user's roles (already checked by `rules::check_roles`); they
 /// take effect in the user's next access token.
+/// Never takes `admin` from the last enabled admin (409 `last_admin`).
 pub fn set_roles(conn: &mut DbConnection, id: &str, roles: &[String], now: NaiveDateTime) -> Result<User, ApiError> {
-    if model::set_roles(conn, id, roles, now)? == 0 {
-        return Err(ApiError::NotFound);
-    }
-    get(conn, id)
+    keeping_an_admin(conn, |conn| {
+        if model::set_roles(conn, id, roles, now)? == 0 {
+            return Err(ApiError::NotFound);
+        }
+        get(conn, id)
+    })
 }
 
 /// Deletes a user; sessions, refresh and API tokens go with it (cascade).
+/// Never the last enabled admin (409 `last_admin`).
 pub fn delete(conn: &mut DbConnection, id: &str) -> Result<(), ApiError> {
-    if model::delete(conn, id)? == 0 {
-        return Err(ApiError::NotFound);
-    }
-    Ok(())
+    keeping_an_admin(conn, |conn| {
+        if model::delete(conn, id)? == 0 {
+            return Err(ApiError::NotFound);
+        }
+        Ok(())
+    })
 }

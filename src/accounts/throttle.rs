@@ -1,8 +1,9 @@
 //! Per-account login throttling, shared by every instance through the
 //! database. Keyed by the username key whether or not such an account
-//! exists, so a lockout reveals nothing. Attempts during a lockout are
-//! refused unchecked and do not lengthen it; every failure after a lockout
-//! locks again for twice as long, up to a cap; a success resets it.
+//! exists, so a lockout reveals nothing. Every password check (login and
+//! password change) reserves its attempt here before hashing. Attempts during
+//! a lockout are refused unchecked and do not lengthen it; every failure after
+//! a lockout locks again for twice as long, up to a cap; a success resets it.
 
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
@@ -10,7 +11,7 @@ use diesel::prelude::*;
 use crate::config::ThrottleSettings;
 use crate::db::schema::login_throttle;
 use crate::db::DbConnection;
-use crate::error::{is_unique_violation, ApiError};
+use crate::error::ApiError;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ThrottlePolicy {
@@ -49,22 +50,15 @@ struct ThrottleRow {
     updated_at: NaiveDateTime,
 }
 
-/// 429 while the username is locked out, with the seconds left.
-pub fn check(conn: &mut DbConnection, policy: &ThrottlePolicy, key: &str, now: NaiveDateTime) -> Result<(), ApiError> {
-    if !policy.enabled {
-        return Ok(());
-    }
-    let row: Option<ThrottleRow> =
-        login_throttle::table.find(key).select(ThrottleRow::as_select()).first(conn).optional()?;
-    match row.and_then(|r| r.locked_until).filter(|until| *until > now) {
-        Some(until) => Err(ApiError::TooManyRequests { retry_after_secs: seconds_until(now, until) }),
-        None => Ok(()),
-    }
-}
-
-/// Counts a failed login; locks the username once the threshold is reached.
-/// True when this failure started a lockout.
-pub fn record_failure(
+/// Reserves one password check for `key` before any hashing: counts it as a
+/// failure up front and, once that reaches the threshold, locks the name at
+/// once; 429 (with the seconds left) while it is locked. The count and the
+/// lock are one transaction whose first statement writes, so concurrent
+/// attempts on any instance queue on the row (PostgreSQL row lock, SQLite
+/// write lock) and no more than the threshold are ever checked. A proven
+/// password clears the record ([`record_success`]); a wrong one leaves the
+/// reservation standing as its failure.
+pub fn reserve(
     conn: &mut DbConnection,
     policy: &ThrottlePolicy,
     key: &str,
@@ -82,46 +76,44 @@ pub fn record_failure(
                 .filter(login_throttle::locked_until.is_null().or(login_throttle::locked_until.lt(now))),
         )
         .execute(conn)?;
-
-        // The write comes first, so SQLite takes its lock before any read.
-        let bumped = diesel::update(login_throttle::table.find(key))
-            .set((login_throttle::failures.eq(login_throttle::failures + 1), login_throttle::updated_at.eq(now)))
-            .execute(conn)?;
-        if bumped == 0 {
-            let first = ThrottleRow {
-                username_key: key.to_owned(),
-                failures: 1,
-                lockouts: 0,
-                locked_until: None,
-                updated_at: now,
-            };
-            match diesel::insert_into(login_throttle::table).values(&first).execute(conn) {
-                Ok(_) => {}
-                // Another instance inserted it a moment ago: count on its row.
-                Err(err) if is_unique_violation(&err) => {
-                    diesel::update(login_throttle::table.find(key))
-                        .set(login_throttle::failures.eq(login_throttle::failures + 1))
-                        .execute(conn)?;
-                }
-                Err(err) => return Err(err.into()),
-            }
-        }
+        let first =
+            ThrottleRow { username_key: key.to_owned(), failures: 0, lockouts: 0, locked_until: None, updated_at: now };
+        // ON CONFLICT DO NOTHING: a row another instance just inserted is not
+        // an error (which would abort a PostgreSQL transaction).
+        let insert = diesel::insert_into(login_throttle::table).values(&first).on_conflict_do_nothing();
+        match conn {
+            DbConnection::Postgres(pg) => insert.execute(pg)?,
+            DbConnection::Sqlite(sqlite) => insert.execute(sqlite)?,
+        };
+        // Count the attempt only while the name is not locked; this statement
+        // is the one that serializes concurrent attempts.
+        let reserved = diesel::update(
+            login_throttle::table
+                .find(key)
+                .filter(login_throttle::locked_until.is_null().or(login_throttle::locked_until.le(now))),
+        )
+        .set((login_throttle::failures.eq(login_throttle::failures + 1), login_throttle::updated_at.eq(now)))
+        .execute(conn)?;
         let row: ThrottleRow = login_throttle::table.find(key).select(ThrottleRow::as_select()).first(conn)?;
-        let locked = row.locked_until.is_some_and(|until| until > now);
-        if row.failures >= policy.failures_before_lockout && !locked {
+        if reserved == 0 {
+            let until = row.locked_until.unwrap_or(now);
+            return Err(ApiError::TooManyRequests { retry_after_secs: seconds_until(now, until) });
+        }
+        // The threshold-th attempt (and, after a lockout, the next one) locks
+        // before it is checked: its own success unlocks again.
+        if row.failures >= policy.failures_before_lockout {
             let until = now + policy.lockout_for(row.lockouts);
-            let locked =
-                diesel::update(login_throttle::table.find(key).filter(login_throttle::lockouts.eq(row.lockouts)))
-                    .set((login_throttle::locked_until.eq(until), login_throttle::lockouts.eq(row.lockouts + 1)))
-                    .execute(conn)?;
+            diesel::update(login_throttle::table.find(key))
+                .set((login_throttle::locked_until.eq(until), login_throttle::lockouts.eq(row.lockouts + 1)))
+                .execute(conn)?;
             log::warn!("login locked out for {}s after {} failures", (until - now).num_seconds(), row.failures);
-            return Ok(locked == 1);
+            return Ok(true);
         }
         Ok(false)
     })
 }
 
-/// A successful login clears the record.
+/// A proven password clears the record (and a lock its own reservation set).
 pub fn record_success(conn: &mut DbConnection, policy: &ThrottlePolicy, key: &str) -> Result<(), ApiError> {
     if policy.enabled {
         diesel::delete(login_throttle::table.find(key)).execute(conn)?;

@@ -85,6 +85,17 @@ pub fn revoke(conn: &mut DbConnection, user_id: &str, id: &str, now: NaiveDateTi
     })
 }
 
+/// Revokes every live token of a user (a password change), each as [`revoke`]
+/// does. Returns how many.
+pub fn revoke_all_for_user(conn: &mut DbConnection, user_id: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    let ids: Vec<String> = api_tokens::table
+        .filter(api_tokens::user_id.eq(user_id))
+        .filter(api_tokens::revoked_at.is_null())
+        .select(api_tokens::id)
+        .load(conn)?;
+    ids.iter().try_fold(0, |revoked, id| Ok(revoked + revoke(conn, user_id, id, now)?))
+}
+
 pub fn touch(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<usize> {
     diesel::update(api_tokens::table.find(id)).set(api_tokens::last_used_at.eq(now)).execute(conn)
 }

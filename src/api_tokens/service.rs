@@ -172,6 +172,8 @@ pub fn exchange(
         roles: user.role_list(),
         session_id: &session_id,
         status,
+        // A derived credential: no `pwd`, so it cannot mint further ones.
+        amr: &[],
     };
     let (access_token, expires_at) =
         mint_access(settings, signer, &subject, now_unix, not_after).map_err(ApiError::internal)?;

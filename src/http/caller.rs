@@ -73,6 +73,19 @@ impl Caller {
     }
 }
 
+impl Caller {
+    /// 401 `insufficient_user_authentication` (RFC 9470) unless the caller's
+    /// access token came from a password login or a refresh of one (signed
+    /// `amr: ["pwd"]`). Guards the routes that mint credentials or change the
+    /// password, so no derived credential can outlive the login behind it.
+    pub fn require_password_login(&self) -> Result<(), ApiError> {
+        match self.claims() {
+            Some(claims) if claims.is_password_login() => Ok(()),
+            _ => Err(ApiError::InsufficientUserAuthentication),
+        }
+    }
+}
+
 /// The API token of an `Authorization: Token <key>` header, if that is the scheme.
 pub fn token_credential(req: &HttpRequest) -> Option<String> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;

@@ -17,18 +17,28 @@ use crate::error::ApiError;
 use crate::sessions::service::{self, ClientInfo};
 use crate::tokens::{verify_refresh, Minted, RefreshClaims};
 
-/// Proves a password. Unknown user and wrong password cost the same bcrypt
-/// time and get the same answer; a locked-out name is refused before any
-/// check (even with the right password); a disabled account is told so only
-/// after the right password. Old hash schemes and costs are upgraded.
-/// The outcome is recorded for the metrics.
+/// Whose password is being checked.
+pub enum Account {
+    /// A login: the name as typed (None when it breaks the username rules,
+    /// so it cannot exist: no database, no lockout, but the same bcrypt time).
+    Named(Option<Username>),
+    /// A password change: the caller's own account, by id.
+    Id(String),
+}
+
+/// Proves a password for a login: see [`prove_password`]. A disabled
+/// account is told so only after the right password.
 pub async fn check_password(
     state: &AppState,
     req: &HttpRequest,
     username: &str,
     password: SecretString,
 ) -> Result<User, ApiError> {
-    let result = prove_password(state, req, username, password).await;
+    let account = Account::Named(Username::parse(username).ok());
+    let result = match prove_password(state, req, account, password).await {
+        Ok(user) if user.disabled => Err(ApiError::AccountDisabled),
+        other => other,
+    };
     let outcome = match &result {
         Ok(_) => Some(LoginOutcome::Success),
         Err(err) => LoginOutcome::of_error(err),
@@ -39,29 +49,39 @@ pub async fn check_password(
     result
 }
 
-async fn prove_password(
+/// The one password check, for logins and password changes alike: the
+/// client IP's login budget, then the account's lockout reservation (429
+/// while locked, even for the right password), then bcrypt. Unknown user and
+/// wrong password cost the same bcrypt time and get the same answer; the
+/// reservation stands as the failure, a match clears it. Old hash schemes and
+/// costs are upgraded (the returned user carries the stored hash).
+pub async fn prove_password(
     state: &AppState,
     req: &HttpRequest,
-    username: &str,
+    account: Account,
     password: SecretString,
 ) -> Result<User, ApiError> {
     state.rate_limit(Endpoint::Login, req)?;
-    // A name that breaks the username rules cannot exist: it never reaches the
-    // database (nor the lockout table), but still costs the dummy bcrypt.
-    let username = Username::parse(username).ok();
     let throttle = state.throttle;
     let now = state.clock.now_db();
-    let user = match username.clone() {
-        Some(name) => {
-            state
-                .db(move |conn| {
-                    throttle::check(conn, &throttle, name.key(), now)?;
-                    Ok(users::find_by_username_key(conn, name.key())?)
-                })
-                .await?
-        }
-        None => None,
-    };
+    let (user, key, locked_now) = state
+        .db(move |conn| match account {
+            Account::Named(None) => Ok((None, None, false)),
+            Account::Named(Some(name)) => {
+                let locked_now = throttle::reserve(conn, &throttle, name.key(), now)?;
+                Ok((users::find_by_username_key(conn, name.key())?, Some(name.key().to_owned()), locked_now))
+            }
+            Account::Id(id) => {
+                let user = users::find(conn, &id)?.ok_or(ApiError::NotFound)?;
+                let locked_now = throttle::reserve(conn, &throttle, &user.username_key, now)?;
+                let key = user.username_key.clone();
+                Ok((Some(user), Some(key), locked_now))
+            }
+        })
+        .await?;
+    if locked_now {
+        metrics::record(req, Event::Lockout);
+    }
 
     let hasher = state.hasher;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
@@ -75,28 +95,19 @@ async fn prove_password(
             (verification, rehash.map(|new| (stored, new)))
         })
         .await?;
-    let user = match user {
-        Some(user) if verification.matches => user,
-        _ => {
-            // Same work for an unknown name as for a wrong password.
-            if let Some(name) = username {
-                if state.db(move |conn| throttle::record_failure(conn, &throttle, name.key(), now)).await? {
-                    metrics::record(req, Event::Lockout);
-                }
-            }
-            return Err(ApiError::InvalidCredentials);
-        }
+    let Some(mut user) = user.filter(|_| verification.matches) else {
+        // The reservation already counted this failure.
+        return Err(ApiError::InvalidCredentials);
     };
-    if user.disabled {
-        return Err(ApiError::AccountDisabled);
-    }
     state
         .db(move |conn| {
-            if let Some(name) = &username {
-                throttle::record_success(conn, &throttle, name.key())?;
+            if let Some(key) = &key {
+                throttle::record_success(conn, &throttle, key)?;
             }
             if let Some((old, new)) = rehash {
-                users::upgrade_password_hash(conn, &user.id, &old, &new)?;
+                if users::upgrade_password_hash(conn, &user.id, &old, &new)? == 1 {
+                    user.password_hash = new;
+                }
             }
             Ok(user)
         })

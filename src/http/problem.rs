@@ -26,7 +26,10 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::CsrfRejected => StatusCode::FORBIDDEN,
-            ApiError::InvalidApiToken | ApiError::RevokedToken => StatusCode::UNAUTHORIZED,
+            ApiError::InvalidApiToken | ApiError::RevokedToken | ApiError::InsufficientUserAuthentication => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::LastAdmin => StatusCode::CONFLICT,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::RequestHeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -57,6 +60,12 @@ impl ResponseError for ApiError {
                     HeaderValue::from_static(
                         "Bearer realm=\"signet\", error=\"invalid_token\", error_description=\"revoked\"",
                     ),
+                ));
+            }
+            ApiError::InsufficientUserAuthentication => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"signet\", error=\"insufficient_user_authentication\""),
                 ));
             }
             ApiError::InvalidApiToken => {

@@ -12,7 +12,8 @@ use crate::db::DbConnection;
 use crate::error::ApiError;
 
 /// Stores `new_hash` (proven against `user`'s current hash) and revokes every
-/// session of the user but `keep`, in one transaction.
+/// session of the user but `keep` and all the user's API tokens (they were
+/// issued under the old password), in one transaction.
 pub fn store_new_password(
     conn: &mut DbConnection,
     user: &User,
@@ -27,6 +28,7 @@ pub fn store_new_password(
         }
         users::touch(conn, &user.id, now)?;
         revoke_user_sessions(conn, &user.id, keep, now, "password_changed")?;
+        crate::api_tokens::model::revoke_all_for_user(conn, &user.id, now)?;
         Ok(())
     })
 }
@@ -40,14 +42,15 @@ pub struct UserChanges {
 }
 
 /// Applies `changes` to user `id` in one transaction; disabling revokes all
-/// the user's sessions. Returns the updated user.
+/// the user's sessions, and never disables the last enabled admin (409
+/// `last_admin`). Returns the updated user.
 pub fn update_user(
     conn: &mut DbConnection,
     id: &str,
     changes: &UserChanges,
     now: NaiveDateTime,
 ) -> Result<User, ApiError> {
-    conn.transaction(|conn| {
+    crate::accounts::service::keeping_an_admin(conn, |conn| {
         let user = users::find(conn, id)?.ok_or(ApiError::NotFound)?;
         if let Some(disabled) = changes.disabled {
             users::set_disabled(conn, &user.id, disabled, now)?;

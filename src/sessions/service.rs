@@ -54,7 +54,15 @@ pub fn start_session(
 }
 
 fn subject<'a>(user: &'a User, session: &'a Session, status: Option<StatusRef>) -> Subject<'a> {
-    Subject { user_id: &user.id, username: &user.username, roles: user.role_list(), session_id: &session.id, status }
+    Subject {
+        user_id: &user.id,
+        username: &user.username,
+        roles: user.role_list(),
+        session_id: &session.id,
+        status,
+        // Every session starts at a password login; refreshes keep that.
+        amr: &[signet_verify::AMR_PASSWORD],
+    }
 }
 
 /// The session's status list index: kept while nothing changed; a new one

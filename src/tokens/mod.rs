@@ -57,6 +57,10 @@ pub struct Subject<'a> {
     pub session_id: &'a str,
     /// The status list index access tokens carry (None: revocation disabled).
     pub status: Option<StatusRef>,
+    /// How the user authenticated (RFC 8176 `amr`): `["pwd"]` for a password
+    /// login and its refreshes, empty for derived credentials (API-token
+    /// exchange), so routes that mint credentials can tell them apart.
+    pub amr: &'static [&'static str],
 }
 
 /// The identity of the refresh token to sign: a new one at rotation, or the
@@ -138,7 +142,7 @@ pub fn mint_access(
         sid: subject.session_id.to_owned(),
         roles: subject.roles.clone(),
         preferred_username: Some(subject.username.to_owned()),
-        amr: Vec::new(),
+        amr: subject.amr.iter().map(|m| (*m).to_owned()).collect(),
         status: subject.status.map(|s| Status {
             status_list: StatusListRef { idx: s.idx as u64, uri: list_uri(&settings.issuer, s.list) },
         }),

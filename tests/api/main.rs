@@ -16,6 +16,7 @@ mod cookies;
 mod data_files;
 mod drf;
 mod errors;
+mod hardening;
 mod import;
 mod import_limits;
 mod interop;

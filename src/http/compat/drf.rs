@@ -41,10 +41,11 @@ pub async fn obtain_auth_token(state: web::Data<AppState>, req: HttpRequest, pay
         }
         Err(other) => return other.error_response(),
     };
-    let keys = state.keys.clone();
+    let (keys, days) = (state.keys.clone(), state.settings.compat.drf_token_days);
     let now = state.clock.now_db();
-    let created =
-        state.db(move |conn| api_tokens::create(conn, keys.master(), &user.id, "api-token-auth", None, now)).await;
+    let created = state
+        .db(move |conn| api_tokens::create(conn, keys.master(), &user.id, "api-token-auth", Some(days), now))
+        .await;
     match created {
         Ok(created) => no_store(StatusCode::OK).json(json!({"token": created.secret.expose_secret()})),
         Err(err) => err.error_response(),

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use crate::accounts::service;
 use crate::error::ApiError;
 use crate::http::caller::{BearerCaller, Caller};
+use crate::http::flows::{self, Account};
 use crate::http::rate_limit::Endpoint;
 use crate::http::state::AppState;
 use crate::roles;
@@ -65,22 +66,22 @@ pub struct ChangePassword {
     new_password: SecretString,
 }
 
-/// POST /v1/auth/password: proves the current password, sets a new one under
-/// the policy, and revokes every other session (the caller's stays).
+/// POST /v1/auth/password: proves the current password (the login's
+/// throttled check: per-IP budget and per-account lockout), sets a new one
+/// under the policy, and revokes every other session and the user's API
+/// tokens (the caller's session stays).
 pub async fn change_password(
     state: web::Data<AppState>,
+    req: HttpRequest,
     caller: BearerCaller,
     body: web::Json<ChangePassword>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require_password_login()?;
     let ChangePassword { current_password, new_password } = body.into_inner();
-    let id = caller.user_id.clone();
-    let user = state.db(move |conn| service::get(conn, &id)).await?;
+    let user = flows::prove_password(&state, &req, Account::Id(caller.user_id.clone()), current_password).await?;
     let (hasher, policy, checked) = (state.hasher, state.policy, user.clone());
     let new_hash = state
-        .blocking(move || {
-            let (current, new) = (current_password.expose_secret(), new_password.expose_secret());
-            service::new_password_hash(&hasher, &policy, &checked, current, new)
-        })
+        .blocking(move || service::new_password_hash(&hasher, &policy, &checked, new_password.expose_secret()))
         .await??;
     let (now, keep) = (state.clock.now_db(), caller.claims.sid.clone());
     state.db(move |conn| account_changes::store_new_password(conn, &user, &new_hash, Some(&keep), now)).await?;

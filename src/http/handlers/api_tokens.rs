@@ -68,13 +68,15 @@ async fn revoke(state: &AppState, user_id: String, id: String) -> Result<HttpRes
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// POST /v1/auth/api-tokens: a token for oneself. Needs a login (Bearer), so
-/// a leaked API token cannot mint more tokens that outlive its revocation.
+/// POST /v1/auth/api-tokens: a token for oneself. Needs a password login
+/// (not an API token nor its exchanged JWT), so a leaked API token cannot
+/// mint more tokens that outlive its revocation.
 pub async fn create_own(
     state: web::Data<AppState>,
     caller: BearerCaller,
     body: web::Json<CreateToken>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require_password_login()?;
     create(&state, caller.user_id.clone(), body.into_inner()).await
 }
 
@@ -95,10 +97,11 @@ pub async fn revoke_own(
 /// POST /v1/admin/users/{id}/api-tokens
 pub async fn create_for_user(
     state: web::Data<AppState>,
-    _admin: RequireAdmin,
+    admin: RequireAdmin,
     id: web::Path<Uuid>,
     body: web::Json<CreateToken>,
 ) -> Result<HttpResponse, ApiError> {
+    admin.0.require_password_login()?;
     create(&state, id.into_inner().to_string(), body.into_inner()).await
 }
 
