@@ -31,5 +31,6 @@ mod rotation;
 mod schema;
 mod sessions;
 mod shutdown;
+mod status_list_outage;
 mod status_lists;
 mod tokens;

@@ -20,6 +20,7 @@
 //! | `VERIFY_CACHE_SIZE` | `10000` | verified tokens remembered; `0` turns the cache off |
 //! | `VERIFY_REFETCH_SECS` | `10` | at most one refetch for unknown `kid`s per this many seconds |
 //! | `VERIFY_STATUS_LISTS` | `true` | check tokens' `status` against signet's status lists |
+//! | `VERIFY_STATUS_EVENTS` | `true` | follow signet's status-list event stream; `false`: refetch on the list's `ttl` only |
 //! | `VERIFY_MAX_STALE_SECS` | `300` | refuse tokens whose list could not be confirmed for this long |
 //! | `VERIFY_FAIL_OPEN` | `false` | accept them instead, logging an error (not recommended) |
 //! | `SIGNET_STATUS_ORIGIN` | the JWKS URL's origin, or the issuer | where to fetch status lists and their event stream |
@@ -56,6 +57,8 @@ pub struct Config {
     pub cache_size: usize,
     pub refetch_interval: Duration,
     pub status_lists: bool,
+    /// Follow the status-list event stream (else poll on `ttl` alone).
+    pub status_events: bool,
     pub max_stale: Duration,
     pub fail_open: bool,
     /// `None`: the origin of `jwks_url` when set (the address signet is
@@ -76,6 +79,7 @@ impl Config {
             cache_size: DEFAULT_CACHE_CAPACITY,
             refetch_interval: RefreshPolicy::default().unknown_kid_interval,
             status_lists: true,
+            status_events: true,
             max_stale: DEFAULT_MAX_STALE,
             fail_open: false,
             status_origin: None,
@@ -108,6 +112,9 @@ impl Config {
         if let Some(check) = flag("VERIFY_STATUS_LISTS")? {
             config.status_lists = check;
         }
+        if let Some(events) = flag("VERIFY_STATUS_EVENTS")? {
+            config.status_events = events;
+        }
         if let Some(secs) = number("VERIFY_MAX_STALE_SECS")? {
             config.max_stale = Duration::from_secs(secs);
         }
@@ -139,11 +146,11 @@ pub fn verifier_builder(config: &Config) -> VerifierBuilder {
         .cache_capacity(config.cache_size)
         .refresh_policy(RefreshPolicy { unknown_kid_interval: config.refetch_interval, ..RefreshPolicy::default() })
         .allow_insecure_http(config.allow_insecure_http)
-        // The event stream is on in the default policy.
         .status_lists(config.status_lists)
         .status_policy(StatusListPolicy {
             max_stale: config.max_stale,
             fail_open: config.fail_open,
+            events: config.status_events,
             ..StatusListPolicy::default()
         });
     let origin = config.status_origin.clone().or_else(|| config.jwks_url.as_deref().and_then(origin_of));
