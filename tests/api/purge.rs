@@ -162,7 +162,28 @@ fn insert_expired_tokens(
         .unwrap();
 }
 
-backend_tests!(purging_many_expired_rows_keeps_requests_fast);
+// A timing measurement, not a pass/fail property: it shares two cores with the whole
+// parallel suite in CI, where any latency bound is noise. Run it alone on a quiet machine:
+// `cargo test --test api purging_many -- --ignored` (numbers in BENCHMARKS.md).
+mod purging_many_expired_rows_keeps_requests_fast {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "timing measurement: run alone with --ignored"]
+    async fn sqlite() {
+        let app = crate::helpers::TestApp::spawn(crate::helpers::Backend::Sqlite).await;
+        super::purging_many_expired_rows_keeps_requests_fast(app).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "timing measurement: run alone with --ignored"]
+    async fn postgres() {
+        if !crate::helpers::postgres_configured() {
+            eprintln!("SIGNET_TEST_POSTGRES_URL not set: skipping the PostgreSQL run");
+            return;
+        }
+        let app = crate::helpers::TestApp::spawn(crate::helpers::Backend::Postgres).await;
+        super::purging_many_expired_rows_keeps_requests_fast(app).await;
+    }
+}
 
 async fn purging_many_expired_rows_keeps_requests_fast(app: TestApp) {
     let user = app.register_ok("busy").await;
