@@ -118,6 +118,8 @@ pub struct ThrottleSettings {
     pub failure_window_secs: i64,
     pub per_ip_per_minute: u32,
     pub per_ip_burst: u32,
+    /// Exchanges of one API token per minute (per instance).
+    pub token_exchanges_per_minute: u32,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// IPv6 clients share a per-IP budget per prefix of this many bits.
@@ -367,6 +369,9 @@ impl Settings {
         }
         if t.per_ip_per_minute == 0 || t.per_ip_burst == 0 {
             return invalid("throttle.per_ip_per_minute", "and throttle.per_ip_burst must be at least 1");
+        }
+        if t.token_exchanges_per_minute == 0 {
+            return invalid("throttle.token_exchanges_per_minute", "must be at least 1");
         }
         if !(16..=128).contains(&t.ipv6_prefix_len) {
             return invalid("throttle.ipv6_prefix_len", "must be between 16 and 128");

@@ -67,6 +67,41 @@ pub fn reserve(
     if !policy.enabled {
         return Ok(false);
     }
+    // A success on another request deletes the row between our insert and our
+    // update (PostgreSQL, read committed): the update then finds no row and we
+    // must not read that as a lock. Such a lost race is simply tried again.
+    for _ in 0..RESERVE_ATTEMPTS {
+        match try_reserve(conn, policy, key, now)? {
+            Reservation::Counted { locked_now } => return Ok(locked_now),
+            Reservation::Locked { until } => {
+                return Err(ApiError::TooManyRequests { retry_after_secs: seconds_until(now, until) })
+            }
+            Reservation::RowVanished => continue,
+        }
+    }
+    Err(ApiError::TooManyRequests { retry_after_secs: 1 })
+}
+
+const RESERVE_ATTEMPTS: usize = 5;
+
+enum Reservation {
+    /// The attempt is counted; `locked_now` when it started a lockout.
+    Counted {
+        locked_now: bool,
+    },
+    Locked {
+        until: NaiveDateTime,
+    },
+    /// A concurrent success cleared the record under us: try again.
+    RowVanished,
+}
+
+fn try_reserve(
+    conn: &mut DbConnection,
+    policy: &ThrottlePolicy,
+    key: &str,
+    now: NaiveDateTime,
+) -> Result<Reservation, ApiError> {
     conn.transaction(|conn| {
         // Forget quiet names (this one included) so the table stays small.
         let stale = now - policy.failure_window;
@@ -94,10 +129,16 @@ pub fn reserve(
         )
         .set((login_throttle::failures.eq(login_throttle::failures + 1), login_throttle::updated_at.eq(now)))
         .execute(conn)?;
-        let row: ThrottleRow = login_throttle::table.find(key).select(ThrottleRow::as_select()).first(conn)?;
+        let row: Option<ThrottleRow> =
+            login_throttle::table.find(key).select(ThrottleRow::as_select()).first(conn).optional()?;
+        let Some(row) = row else {
+            return Ok(Reservation::RowVanished);
+        };
         if reserved == 0 {
-            let until = row.locked_until.unwrap_or(now);
-            return Err(ApiError::TooManyRequests { retry_after_secs: seconds_until(now, until) });
+            return Ok(match row.locked_until {
+                Some(until) if until > now => Reservation::Locked { until },
+                _ => Reservation::RowVanished,
+            });
         }
         // The threshold-th attempt (and, after a lockout, the next one) locks
         // before it is checked: its own success unlocks again.
@@ -107,9 +148,9 @@ pub fn reserve(
                 .set((login_throttle::locked_until.eq(until), login_throttle::lockouts.eq(row.lockouts + 1)))
                 .execute(conn)?;
             log::warn!("login locked out for {}s after {} failures", (until - now).num_seconds(), row.failures);
-            return Ok(true);
+            return Ok(Reservation::Counted { locked_now: true });
         }
-        Ok(false)
+        Ok(Reservation::Counted { locked_now: false })
     })
 }
 

@@ -96,6 +96,19 @@ pub fn revoke_all_for_user(conn: &mut DbConnection, user_id: &str, now: NaiveDat
     ids.iter().try_fold(0, |revoked, id| Ok(revoked + revoke(conn, user_id, id, now)?))
 }
 
+/// Records a use, at most once per [`TOUCH_INTERVAL_SECS`] per token: every
+/// `Authorization: Token` request writing a row would make reads cost writes.
+/// Conditional, so concurrent requests past the interval write once.
 pub fn touch(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<usize> {
-    diesel::update(api_tokens::table.find(id)).set(api_tokens::last_used_at.eq(now)).execute(conn)
+    let stale_before = now - chrono::TimeDelta::seconds(TOUCH_INTERVAL_SECS);
+    diesel::update(
+        api_tokens::table
+            .find(id)
+            .filter(api_tokens::last_used_at.is_null().or(api_tokens::last_used_at.le(stale_before))),
+    )
+    .set(api_tokens::last_used_at.eq(now))
+    .execute(conn)
 }
+
+/// `last_used_at` is this precise, no more.
+pub const TOUCH_INTERVAL_SECS: i64 = 60;

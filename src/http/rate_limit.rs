@@ -1,5 +1,7 @@
 //! Per-client rate limits on the unauthenticated endpoints an attacker
-//! hammers: login, register and refresh, each with its own budget.
+//! hammers: login, register and refresh, each with its own budget; and a
+//! per-API-token budget on token exchange, so one token (leaked or buggy)
+//! cannot mint JWTs without end.
 //!
 //! Clients are keyed by [`client_key`]: an IPv4 address as it is, an IPv6
 //! address cut to its first `throttle.ipv6_prefix_len` bits (64 by default: a
@@ -41,6 +43,8 @@ struct Limiters {
     login: DefaultKeyedRateLimiter<IpAddr>,
     register: DefaultKeyedRateLimiter<IpAddr>,
     refresh: DefaultKeyedRateLimiter<IpAddr>,
+    /// Keyed by API token id.
+    token_exchange: DefaultKeyedRateLimiter<String>,
 }
 
 impl Limiters {
@@ -49,6 +53,8 @@ impl Limiters {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
+        self.token_exchange.retain_recent();
+        self.token_exchange.shrink_to_fit();
     }
 }
 
@@ -66,6 +72,7 @@ impl RateLimits {
             login: RateLimiter::keyed(quota),
             register: RateLimiter::keyed(quota),
             refresh: RateLimiter::keyed(quota),
+            token_exchange: RateLimiter::keyed(exchange_quota(settings)?),
         });
         let weak = Arc::downgrade(&limiters);
         let spawned = std::thread::Builder::new().name("signet-rate-limit-sweep".into()).spawn(move || sweep(weak));
@@ -82,11 +89,24 @@ impl RateLimits {
             Endpoint::Register => &self.limiters.register,
             Endpoint::Refresh => &self.limiters.refresh,
         };
-        limiter.check_key(&client_key(ip, self.ipv6_prefix_len)).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            ApiError::TooManyRequests { retry_after_secs: wait.as_secs() + 1 }
-        })
+        limiter.check_key(&client_key(ip, self.ipv6_prefix_len)).map_err(too_many)
     }
+
+    /// O(1): one exchange of API token `token_id`.
+    pub fn check_token_exchange(&self, token_id: &str) -> Result<(), ApiError> {
+        self.limiters.token_exchange.check_key(&token_id.to_owned()).map_err(too_many)
+    }
+}
+
+fn exchange_quota(settings: &ThrottleSettings) -> Option<Quota> {
+    let per_minute = NonZeroU32::new(settings.token_exchanges_per_minute)?;
+    let burst = NonZeroU32::new(settings.token_exchanges_per_minute.min(10))?;
+    Some(Quota::per_minute(per_minute).allow_burst(burst))
+}
+
+fn too_many(not_until: governor::NotUntil<governor::clock::QuantaInstant>) -> ApiError {
+    let wait = not_until.wait_time_from(DefaultClock::default().now());
+    ApiError::TooManyRequests { retry_after_secs: wait.as_secs() + 1 }
 }
 
 fn sweep(limiters: Weak<Limiters>) {

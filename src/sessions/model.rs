@@ -4,7 +4,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::schema::{refresh_tokens, sessions};
+use crate::db::schema::{refresh_tokens, sessions, users};
 use crate::db::DbConnection;
 use crate::status_lists::model as status_lists;
 
@@ -49,6 +49,21 @@ pub fn find_session(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Ses
 
 pub fn find_refresh_token(conn: &mut DbConnection, jti: &str) -> QueryResult<Option<RefreshToken>> {
     refresh_tokens::table.find(jti).select(RefreshToken::as_select()).first(conn).optional()
+}
+
+/// Holds the user (shared) and the session (exclusive) until the transaction
+/// ends, so a refresh cannot mint after a revocation that commits meanwhile:
+/// a logout or disable in flight is waited for, and the statements after the
+/// lock see it. PostgreSQL only, in the order the revoking transactions lock
+/// (user, then session, then refresh tokens by cascade), so none deadlock.
+/// SQLite needs nothing: the rotation's first statement takes the one write
+/// lock, which serialises it with every revocation.
+pub fn lock_for_rotation(conn: &mut DbConnection, user_id: &str, session_id: &str) -> QueryResult<()> {
+    if let DbConnection::Postgres(pg) = conn {
+        users::table.find(user_id).select(users::id).for_share().load::<String>(pg)?;
+        sessions::table.find(session_id).select(sessions::id).for_update().load::<String>(pg)?;
+    }
+    Ok(())
 }
 
 /// Marks a refresh token used if, and only if, it is unused, unexpired and its

@@ -137,7 +137,9 @@ pub fn rotate(
     now: NaiveDateTime,
 ) -> Result<Rotated, ApiError> {
     let rotated = conn.transaction(|conn| -> Result<Option<Minted>, ApiError> {
-        // The first statement writes, so SQLite takes its write lock here
+        // PostgreSQL: wait out any revocation of this session or user in flight.
+        model::lock_for_rotation(conn, &claims.sub, &claims.sid)?;
+        // SQLite: the first statement writes, so it takes its write lock here
         // (waiting up to busy_timeout) instead of failing a later upgrade.
         if model::claim_refresh_token(conn, &claims.jti, now)? == 0 {
             return Ok(None);
@@ -194,20 +196,31 @@ fn successor_within_grace(
     if settings.refresh_reuse_grace_secs <= 0 || now - used_at > TimeDelta::seconds(settings.refresh_reuse_grace_secs) {
         return Ok(None);
     }
-    let Some(successor) = model::find_refresh_token(conn, successor_jti)? else {
-        return Ok(None);
-    };
-    let Some(session) = model::find_session(conn, &token.session_id)? else {
-        return Ok(None);
-    };
-    if successor.used_at.is_some()
-        || successor.expires_at <= now
-        || session.revoked_at.is_some()
-        || session.expires_at <= now
-    {
-        return Ok(None);
-    }
-    let Some(user) = users::find(conn, &token.user_id)?.filter(|u| !u.disabled) else {
+    // Checked and minted under the same locks as a rotation, so a logout or
+    // disable in flight is seen.
+    let checked = conn.transaction(|conn| -> Result<_, ApiError> {
+        model::lock_for_rotation(conn, &token.user_id, &token.session_id)?;
+        let Some(successor) = model::find_refresh_token(conn, successor_jti)? else {
+            return Ok(None);
+        };
+        let Some(session) = model::find_session(conn, &token.session_id)? else {
+            return Ok(None);
+        };
+        if successor.used_at.is_some()
+            || successor.expires_at <= now
+            || session.revoked_at.is_some()
+            || session.expires_at <= now
+        {
+            return Ok(None);
+        }
+        let Some(user) = users::find(conn, &token.user_id)?.filter(|u| !u.disabled) else {
+            return Ok(None);
+        };
+        // A role change between the two refreshes detached the index: take a new one.
+        let status = session_status(conn, revocation, &session, now)?;
+        Ok(Some((successor, session, user, status)))
+    })?;
+    let Some((successor, session, user, status)) = checked else {
         return Ok(None);
     };
     let spec = RefreshSpec {
@@ -215,8 +228,6 @@ fn successor_within_grace(
         issued_at: successor.issued_at.and_utc().timestamp(),
         expires_at: successor.expires_at.and_utc().timestamp(),
     };
-    // A role change between the two refreshes detached the index: take a new one.
-    let status = conn.transaction(|conn| session_status(conn, revocation, &session, now))?;
     let minted = mint_pair(settings, key, subject(&user, &session, status), now.and_utc().timestamp(), spec)
         .map_err(ApiError::internal)?;
     Ok(Some(minted))

@@ -15,10 +15,14 @@ backend_tests!(
     wrong_current_passwords_count_toward_the_lockout,
     password_changes_spend_the_per_ip_login_budget,
     parallel_wrong_logins_never_pass_the_lockout,
+    parallel_right_logins_are_never_taken_for_a_lockout,
     a_password_change_revokes_api_tokens,
     drf_api_token_auth_tokens_expire,
     the_last_admin_cannot_be_demoted_disabled_or_deleted,
     two_admins_demoting_each_other_at_once_leave_one,
+    a_refresh_waits_for_a_revocation_in_flight_and_refuses,
+    api_token_use_is_recorded_at_most_once_a_minute,
+    token_exchange_is_rate_limited_per_api_token,
 );
 
 const NEW_PASSWORD: &str = "a quite different passphrase 77";
@@ -162,6 +166,21 @@ async fn parallel_wrong_logins_never_pass_the_lockout(app: TestApp) {
     assert_eq!((checked, refused), (3, 17), "{statuses:?}");
 }
 
+/// Items 2+3, the other side: parallel logins with the right password, on two
+/// instances, are never refused as locked while the limit is far away. (On
+/// PostgreSQL a success deleting the throttle row between another attempt's
+/// insert and update once made that attempt answer 429.)
+async fn parallel_right_logins_are_never_taken_for_a_lockout(app: TestApp) {
+    let configure = |s: &mut Settings| s.throttle.failures_before_lockout = 100;
+    let app = app.restart_with(configure).await;
+    let peer = app.spawn_peer(configure).await;
+    app.register_ok("popular").await;
+    let attempts = (0..24).map(|i| if i % 2 == 0 { &app } else { &peer }.login("popular", PASSWORD));
+    let statuses: Vec<u16> =
+        futures_util::future::join_all(attempts).await.iter().map(|r| r.status().as_u16()).collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+}
+
 async fn me_with_api_token(app: &TestApp, secret: &str) -> StatusCode {
     let res = app.client.get(app.url("/v1/auth/me")).header("authorization", format!("Token {secret}")).send().await;
     res.unwrap().status()
@@ -255,4 +274,112 @@ async fn two_admins_demoting_each_other_at_once_leave_one(app: TestApp) {
         let mut conn = app.conn();
         signet::accounts::model::set_roles(&mut conn, &winner, &["user".to_owned()], app.clock_now()).unwrap();
     }
+}
+
+/// A transaction on its own connection that revokes (runs `statement`) and
+/// holds its locks until told to commit, as a logout or an admin disable does
+/// while a refresh arrives.
+fn revoke_in_flight(app: &TestApp, statement: String) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    use diesel::connection::SimpleConnection;
+    let url = app.db.url().to_owned();
+    let begin = match app.backend {
+        crate::helpers::Backend::Sqlite => "BEGIN IMMEDIATE",
+        crate::helpers::Backend::Postgres => "BEGIN",
+    };
+    let (updated_tx, updated_rx) = std::sync::mpsc::channel();
+    let (commit_tx, commit_rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let mut conn = crate::helpers::raw_conn(&url);
+        conn.batch_execute(&format!("{begin}; {statement}")).expect("revoking statement");
+        updated_tx.send(()).unwrap();
+        commit_rx.recv().unwrap();
+        conn.batch_execute("COMMIT").expect("commit");
+    });
+    updated_rx.recv().expect("the revoking transaction started");
+    (commit_tx, thread)
+}
+
+/// Item 10: a refresh that starts while a logout or a disable is committing
+/// waits for it and then refuses; it never mints a pair after the revocation.
+/// (Before the fix, PostgreSQL answered 200 at once: the refresh's own update
+/// touched other rows and read the session and user from its snapshot.)
+async fn a_refresh_waits_for_a_revocation_in_flight_and_refuses(app: TestApp) {
+    app.register_ok("racer").await;
+    for revocation in ["logout", "disable"] {
+        if revocation == "disable" {
+            // A new user: the first one's sessions are all revoked by now.
+            app.register_ok("racer2").await;
+        }
+        let user = if revocation == "logout" { "racer" } else { "racer2" };
+        let pair = app.login_ok(user).await;
+        let sid = claims_of(&pair.refresh)["sid"].as_str().unwrap().to_owned();
+        let statement = match revocation {
+            "logout" => format!(
+                "UPDATE sessions SET revoked_at = CURRENT_TIMESTAMP, revoked_reason = 'logout' WHERE id = '{sid}'"
+            ),
+            _ => format!("UPDATE users SET disabled = true WHERE id = '{}'", pair.user_id),
+        };
+        let (commit, thread) = revoke_in_flight(&app, statement);
+
+        let refresh = {
+            let (client, url, token) = (app.client.clone(), app.url("/v1/auth/refresh"), pair.refresh.clone());
+            tokio::spawn(async move { client.post(url).json(&json!({"refresh_token": token})).send().await.unwrap() })
+        };
+        // Give the refresh time to reach the database and, before the fix, to finish.
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        commit.send(()).unwrap();
+        tokio::task::spawn_blocking(move || thread.join().unwrap()).await.unwrap();
+
+        let res = refresh.await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{revocation}: a refresh racing it must not mint");
+        let again = app.refresh(&pair.refresh).await;
+        assert_eq!(again.status(), StatusCode::UNAUTHORIZED, "{revocation}: and the token stays dead");
+    }
+}
+
+fn api_token_last_used(app: &TestApp) -> Option<chrono::NaiveDateTime> {
+    use diesel::prelude::*;
+    use signet::db::schema::api_tokens;
+    api_tokens::table.select(api_tokens::last_used_at).first(&mut *app.conn()).expect("one API token")
+}
+
+/// Item 14: `Authorization: Token` reads do not each write `last_used_at`:
+/// a use within a minute of the recorded one leaves it; a later one moves it.
+async fn api_token_use_is_recorded_at_most_once_a_minute(app: TestApp) {
+    app.register_ok("reader").await;
+    let login = app.login_ok("reader").await;
+    let secret = new_api_token(&app, &login.access).await;
+    let me = |app: &TestApp| {
+        app.client.get(app.url("/v1/auth/me")).header("authorization", format!("Token {secret}")).send()
+    };
+    assert_eq!(api_token_last_used(&app), None);
+
+    assert_eq!(me(&app).await.unwrap().status(), StatusCode::OK);
+    let first = api_token_last_used(&app).expect("the first use is recorded");
+    assert_eq!(first, app.clock_now());
+
+    app.clock.advance(TimeDelta::seconds(30));
+    assert_eq!(me(&app).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(api_token_last_used(&app), Some(first), "a use 30 s later writes nothing");
+
+    app.clock.advance(TimeDelta::seconds(31));
+    assert_eq!(me(&app).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(api_token_last_used(&app), Some(app.clock_now()), "a use a minute on is recorded");
+}
+
+/// Item 14: one API token cannot be exchanged for JWTs without end; the budget
+/// is the token's own (another token of the same user is not slowed).
+async fn token_exchange_is_rate_limited_per_api_token(app: TestApp) {
+    let app = app.restart_with(|s: &mut Settings| s.throttle.token_exchanges_per_minute = 1).await;
+    app.register_ok("exchanger").await;
+    let login = app.login_ok("exchanger").await;
+    let (first, second) = (new_api_token(&app, &login.access).await, new_api_token(&app, &login.access).await);
+
+    exchanged(&app, &first).await;
+    let throttled = exchange(&app, &first).await;
+    let retry_after: u64 = throttled.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=61).contains(&retry_after), "Retry-After {retry_after}");
+    assert_problem(throttled, 429, "too_many_requests").await;
+
+    exchanged(&app, &second).await;
 }

@@ -130,6 +130,9 @@ pub async fn exchange(state: web::Data<AppState>, caller: Caller) -> Result<Http
     let Via::Token { token_id } = caller.via else {
         return Err(ApiError::MalformedRequest("token-exchange takes Authorization: Token <api token>".into()));
     };
+    if let Some(limits) = &state.rate_limits {
+        limits.check_token_exchange(&token_id)?;
+    }
     let (settings, now) = (state.settings.clone(), state.clock.now_db());
     let signer = state.keys.signer(now)?;
     let user_id = caller.user_id;
