@@ -204,6 +204,10 @@ pub struct TokenSettings {
 #[serde(deny_unknown_fields)]
 pub struct PasswordSettings {
     pub bcrypt_cost: u32,
+    /// Threads that hash passwords (0: one per core; never more than the cores).
+    pub hash_threads: usize,
+    /// Password checks that may wait for a hashing thread before 503.
+    pub hash_queue: usize,
     pub min_length: usize,
     pub min_strength: u8,
 }

@@ -75,6 +75,9 @@ pub enum ApiError {
     RequestHeaderTooLarge,
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// Every password-hashing place is taken: refused at once, not queued.
+    #[error("password hashing queue full")]
+    HashingBusy,
     #[error("internal error: {0:#}")]
     Internal(anyhow::Error),
 }
@@ -106,7 +109,7 @@ impl ApiError {
             ApiError::CsrfRejected => "csrf_rejected",
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::RequestHeaderTooLarge => "request_header_too_large",
-            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Unavailable(_) | ApiError::HashingBusy => "unavailable",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -144,6 +147,7 @@ impl ApiError {
             }
             ApiError::RequestHeaderTooLarge => "The request headers are larger than this server accepts.".into(),
             ApiError::Unavailable(_) => "The database is unavailable; retry shortly.".into(),
+            ApiError::HashingBusy => "Too many password checks are waiting; retry shortly.".into(),
             ApiError::Internal(_) => "Internal error.".into(),
         }
     }

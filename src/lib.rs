@@ -32,6 +32,7 @@ use crate::accounts::password::{PasswordHasher, PasswordPolicy};
 use crate::accounts::throttle::ThrottlePolicy;
 use crate::clock::SharedClock;
 use crate::config::Settings;
+use crate::http::hash_pool::HashPool;
 use crate::http::metrics::Metrics;
 use crate::http::rate_limit::RateLimits;
 use crate::http::state::AppState;
@@ -86,6 +87,7 @@ impl Application {
             clock,
             keys: keys.clone(),
             hasher,
+            hash_pool: Arc::new(HashPool::start(settings.passwords.hash_threads, settings.passwords.hash_queue)),
             policy: PasswordPolicy {
                 min_length: settings.passwords.min_length,
                 min_strength: settings.passwords.min_strength,

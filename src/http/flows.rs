@@ -62,6 +62,8 @@ pub async fn prove_password(
     password: SecretString,
 ) -> Result<User, ApiError> {
     state.rate_limit(Endpoint::Login, req)?;
+    // A hashing place first: a refused check costs nothing and counts nowhere.
+    let slot = state.hash_pool.reserve()?;
     let throttle = state.throttle;
     let now = state.clock.now_db();
     let (user, key, locked_now) = state
@@ -87,7 +89,8 @@ pub async fn prove_password(
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     let dummy = state.dummy_hash.clone();
     let (verification, rehash) = state
-        .blocking(move || {
+        .hash_pool
+        .run(slot, move || {
             let stored = stored.unwrap_or_else(|| dummy_hash(&dummy, hasher).to_owned());
             let verification = hasher.verify(password.expose_secret(), &stored);
             // Upgrade old schemes and costs while we hold the plain password.

@@ -12,6 +12,7 @@ pub mod cookie;
 pub mod csrf;
 pub mod flows;
 pub mod handlers;
+pub mod hash_pool;
 pub mod metrics;
 pub mod problem;
 pub mod rate_limit;

@@ -32,7 +32,7 @@ impl ResponseError for ApiError {
             ApiError::LastAdmin => StatusCode::CONFLICT,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::RequestHeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::HashingBusy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -48,7 +48,7 @@ impl ResponseError for ApiError {
             ApiError::InvalidCredentials | ApiError::InvalidRefreshToken | ApiError::RefreshTokenReused => {
                 response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"signet\"")));
             }
-            ApiError::Unavailable(_) => {
+            ApiError::Unavailable(_) | ApiError::HashingBusy => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS)));
             }
             ApiError::TooManyRequests { retry_after_secs } => {

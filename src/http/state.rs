@@ -9,6 +9,7 @@ use actix_web::{web, HttpRequest};
 use signet_verify::Verifier;
 
 use super::client_ip::client_ip;
+use super::hash_pool::HashPool;
 use super::rate_limit::{Endpoint, RateLimits};
 use crate::accounts::password::{PasswordHasher, PasswordPolicy};
 use crate::accounts::throttle::ThrottlePolicy;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub clock: SharedClock,
     pub keys: Arc<KeyService>,
     pub hasher: PasswordHasher,
+    /// Where bcrypt runs: bounded, below the request workers' priority.
+    pub hash_pool: Arc<HashPool>,
     pub policy: PasswordPolicy,
     /// A real hash of a throw-away password: unknown users are checked against
     /// it so their login costs the same bcrypt time as a wrong password.

@@ -17,6 +17,7 @@ backend_tests!(
     forwarded_for_counts_only_behind_a_trusted_proxy,
     oversized_headers_and_deep_json_get_problem_documents,
     logs_never_contain_passwords_or_tokens,
+    a_login_flood_beyond_the_hashing_queue_is_refused_at_once,
 );
 
 /// Lock out after 3 failures, for 60 s doubling up to 200 s.
@@ -213,4 +214,33 @@ async fn logs_never_contain_passwords_or_tokens(app: TestApp) {
     for token in [&access, &refresh] {
         assert!(!logs.contains(token.rsplit('.').next().unwrap()));
     }
+}
+
+/// Issue 16: password checks beyond the hashing threads and their queue are
+/// refused at once (503 unavailable with Retry-After), not queued without
+/// end; a refused attempt takes no lockout reservation, so the account is
+/// not locked by a flood of right passwords that could not be checked.
+async fn a_login_flood_beyond_the_hashing_queue_is_refused_at_once(app: TestApp) {
+    let app = app
+        .restart_with(|s: &mut Settings| {
+            s.passwords.hash_threads = 1;
+            s.passwords.hash_queue = 1;
+            // Slow enough that a burst of twelve finds the one thread busy.
+            s.passwords.bcrypt_cost = 11;
+            s.throttle.failures_before_lockout = 3;
+        })
+        .await;
+    app.register_ok("flooded").await;
+    let flood = (0..12).map(|_| app.login("flooded", PASSWORD));
+    let answers = futures_util::future::join_all(flood).await;
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "{statuses:?}");
+    assert!(statuses.contains(&200), "the thread and the queue place serve: {statuses:?}");
+    let refused = answers.into_iter().find(|r| r.status() == StatusCode::SERVICE_UNAVAILABLE);
+    let refused =
+        refused.unwrap_or_else(|| panic!("one thread and one queue place cannot take 12 at once: {statuses:?}"));
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_problem(refused, 503, "unavailable").await;
+    // More than failures_before_lockout were refused: none of them counted.
+    assert_eq!(app.login("flooded", PASSWORD).await.status(), StatusCode::OK);
 }

@@ -47,7 +47,9 @@ pub async fn register(
     if state.db(move |conn| service::username_exists(conn, &name)).await? {
         return Err(ApiError::UsernameTaken);
     }
-    let hash = state.blocking(move || hasher.hash(password.expose_secret())).await?.map_err(ApiError::internal)?;
+    let slot = state.hash_pool.reserve()?;
+    let hash =
+        state.hash_pool.run(slot, move || hasher.hash(password.expose_secret())).await?.map_err(ApiError::internal)?;
     let now = state.clock.now_db();
     let user = state.db(move |conn| service::insert_user(conn, &registration, &hash, now)).await?;
     log::info!("registered user {}", user.id);
@@ -80,8 +82,10 @@ pub async fn change_password(
     let ChangePassword { current_password, new_password } = body.into_inner();
     let user = flows::prove_password(&state, &req, Account::Id(caller.user_id.clone()), current_password).await?;
     let (hasher, policy, checked) = (state.hasher, state.policy, user.clone());
+    let slot = state.hash_pool.reserve()?;
     let new_hash = state
-        .blocking(move || service::new_password_hash(&hasher, &policy, &checked, new_password.expose_secret()))
+        .hash_pool
+        .run(slot, move || service::new_password_hash(&hasher, &policy, &checked, new_password.expose_secret()))
         .await??;
     let (now, keep) = (state.clock.now_db(), caller.claims.sid.clone());
     state.db(move |conn| account_changes::store_new_password(conn, &user, &new_hash, Some(&keep), now)).await?;
