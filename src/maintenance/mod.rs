@@ -7,8 +7,8 @@
 //! at the same moment take disjoint batches instead of queueing on each
 //! other's rows. SQLite serves a single instance.
 //!
-//! Adding a table (audit events past retention, unreferenced status lists):
-//! add a [`Job`] to [`JOBS`] with its two statements and its cutoff.
+//! Adding a table (unreferenced status lists): add a [`Job`] to [`JOBS`]
+//! with its two statements and its cutoff.
 
 pub mod task;
 
@@ -74,6 +74,21 @@ pub const JOBS: &[Job] = &[
         sqlite: "DELETE FROM login_throttle WHERE rowid IN (SELECT rowid FROM login_throttle \
                  WHERE updated_at < ?1 AND (locked_until IS NULL OR locked_until < ?1) LIMIT 200)",
         cutoff: |settings, now| now - TimeDelta::seconds(settings.throttle.failure_window_secs),
+    },
+    Job {
+        // Events past `audit.retention_days`. Ids grow with time, so the
+        // expired events are the oldest ids: each batch takes the oldest
+        // rows by primary key and deletes those past the cutoff; a batch
+        // that finds fewer than a full batch expired ends the job. That walks
+        // the primary key only (no index on `at` to maintain on every login),
+        // and a table with nothing to purge costs one short index read, not a
+        // scan.
+        name: "audit_events",
+        postgres: "DELETE FROM audit_events WHERE id IN (SELECT id FROM (SELECT id, at FROM audit_events \
+                   ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED) oldest WHERE at < $1)",
+        sqlite: "DELETE FROM audit_events WHERE id IN (SELECT id FROM (SELECT id, at FROM audit_events \
+                 ORDER BY id LIMIT 200) WHERE at < ?)",
+        cutoff: |settings, now| now - TimeDelta::days(settings.audit.retention_days),
     },
 ];
 
