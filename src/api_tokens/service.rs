@@ -174,8 +174,10 @@ pub fn revoke(
             return Err(ApiError::NotFound);
         }
         let name = model::find(conn, id)?.map(|token| token.name);
-        let event =
-            Event::new(EventType::ApiTokenRevoked, actor, now).subject(user_id).detail("token_id", id).detail("name", name);
+        let event = Event::new(EventType::ApiTokenRevoked, actor, now)
+            .subject(user_id)
+            .detail("token_id", id)
+            .detail("name", name);
         audit::record(conn, event)?;
         Ok(())
     })

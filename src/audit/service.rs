@@ -142,14 +142,7 @@ pub struct Event {
 
 impl Event {
     pub fn new(kind: EventType, actor: &Actor, at: NaiveDateTime) -> Event {
-        Event {
-            kind,
-            at,
-            actor_id: actor.user_id.clone(),
-            subject_id: None,
-            ip: actor.ip.clone(),
-            detail: Map::new(),
-        }
+        Event { kind, at, actor_id: actor.user_id.clone(), subject_id: None, ip: actor.ip.clone(), detail: Map::new() }
     }
 
     /// The user (or key, for key events: see `detail`) the change is about.
@@ -231,7 +224,8 @@ impl Scope {
             let mut pending = pending.borrow_mut();
             match pending.as_mut() {
                 Some(open) => {
-                    let scope = Scope { outermost: false, mark: open.events.len(), outer_depth: open.depth, committed: false };
+                    let scope =
+                        Scope { outermost: false, mark: open.events.len(), outer_depth: open.depth, committed: false };
                     open.depth = depth;
                     scope
                 }
@@ -316,42 +310,42 @@ impl Query {
     pub const DEFAULT_LIMIT: i64 = 50;
     pub const MAX_LIMIT: i64 = 200;
 
-    /// From the raw query values; an empty value counts as absent. A type
-    /// that is not one of [`EventType::ALL`], a user id that is not a UUID, a
-    /// limit outside 1..=200 or a `before` that is not a cursor of ours: 400
-    /// `malformed_request`.
+    /// From the raw query values. A type that is not one of
+    /// [`EventType::ALL`], a user id that is not a hyphenated UUID, a limit
+    /// outside 1..=200 or a `before` that is not a cursor of ours (an empty
+    /// value included): 400 `malformed_request`.
     pub fn parse(
         kind: Option<&str>,
         user_id: Option<&str>,
         limit: Option<&str>,
         before: Option<&str>,
     ) -> Result<Query, ApiError> {
-        let present = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
         let bad = |why: String| Err(ApiError::MalformedRequest(why));
-        let kind = match present(kind) {
+        let kind = match kind {
             None => None,
-            Some(name) => match EventType::parse(&name) {
+            Some(name) => match EventType::parse(name) {
                 Some(kind) => Some(kind),
                 None => return bad(format!("type must be one of {}", type_names())),
             },
         };
-        let user_id = match present(user_id) {
+        let user_id = match user_id {
             None => None,
-            Some(id) => match uuid::Uuid::parse_str(&id) {
-                Ok(id) => Some(id.to_string()),
-                Err(_) => return bad("user_id must be a user's id (a UUID)".into()),
+            // Only the hyphenated form user ids have (uuid also reads others).
+            Some(id) => match uuid::Uuid::parse_str(id).ok().filter(|_| id.len() == 36) {
+                Some(id) => Some(id.to_string()),
+                None => return bad("user_id must be a user's id (a UUID)".into()),
             },
         };
-        let limit = match present(limit) {
+        let limit = match limit {
             None => Self::DEFAULT_LIMIT,
             Some(limit) => match limit.parse::<i64>() {
                 Ok(n) if (1..=Self::MAX_LIMIT).contains(&n) => n,
                 _ => return bad(format!("limit must be a whole number from 1 to {}", Self::MAX_LIMIT)),
             },
         };
-        let before = match present(before) {
+        let before = match before {
             None => None,
-            Some(cursor) => match decode_cursor(&cursor) {
+            Some(cursor) => match decode_cursor(cursor) {
                 Some(id) => Some(id),
                 None => return bad("before must be the `next` of a previous page".into()),
             },
@@ -465,12 +459,20 @@ mod tests {
 
     #[test]
     fn queries_are_checked() {
-        let ok = Query::parse(Some("user.created"), Some(""), Some("10"), None).expect("valid");
-        assert_eq!((ok.kind, ok.user_id, ok.limit, ok.before), (Some(EventType::UserCreated), None, 10, None));
+        let user = "7C9E6679-7425-40DE-944B-E07FC1F90AE7";
+        let ok = Query::parse(Some("user.created"), Some(user), Some("10"), None).expect("valid");
+        assert_eq!(ok.kind, Some(EventType::UserCreated));
+        assert_eq!(ok.user_id.as_deref(), Some("7c9e6679-7425-40de-944b-e07fc1f90ae7"));
+        assert_eq!((ok.limit, ok.before), (10, None));
         assert_eq!(Query::parse(None, None, None, None).expect("defaults").limit, Query::DEFAULT_LIMIT);
         for (kind, user, limit, before) in [
             (Some("user.made"), None, None, None),
             (None, Some("not-a-uuid"), None, None),
+            (None, Some("7c9e6679742540de944be07fc1f90ae7"), None, None),
+            (Some(""), None, None, None),
+            (None, Some(""), None, None),
+            (None, None, Some(""), None),
+            (None, None, None, Some("")),
             (None, None, Some("0"), None),
             (None, None, Some("201"), None),
             (None, None, Some("ten"), None),

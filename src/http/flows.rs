@@ -115,9 +115,7 @@ pub async fn prove_password(
     };
     let Some(mut user) = user.filter(|_| verification.matches) else {
         // The reservation already counted this failure; the event is its own write.
-        state
-            .db(move |conn| record_failed_login(conn, &actor, subject.as_deref(), failure, flow, now))
-            .await?;
+        state.db(move |conn| record_failed_login(conn, &actor, subject.as_deref(), failure, flow, now)).await?;
         return Err(ApiError::InvalidCredentials);
     };
     state

@@ -76,18 +76,11 @@ pub const JOBS: &[Job] = &[
         cutoff: |settings, now| now - TimeDelta::seconds(settings.throttle.failure_window_secs),
     },
     Job {
-        // Events past `audit.retention_days`. Ids grow with time, so the
-        // expired events are the oldest ids: each batch takes the oldest
-        // rows by primary key and deletes those past the cutoff; a batch
-        // that finds fewer than a full batch expired ends the job. That walks
-        // the primary key only (no index on `at` to maintain on every login),
-        // and a table with nothing to purge costs one short index read, not a
-        // scan.
+        // Events past `audit.retention_days`.
         name: "audit_events",
-        postgres: "DELETE FROM audit_events WHERE id IN (SELECT id FROM (SELECT id, at FROM audit_events \
-                   ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED) oldest WHERE at < $1)",
-        sqlite: "DELETE FROM audit_events WHERE id IN (SELECT id FROM (SELECT id, at FROM audit_events \
-                 ORDER BY id LIMIT 200) WHERE at < ?)",
+        postgres: "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events \
+                   WHERE at < $1 LIMIT 1000 FOR UPDATE SKIP LOCKED)",
+        sqlite: "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at < ? LIMIT 200)",
         cutoff: |settings, now| now - TimeDelta::days(settings.audit.retention_days),
     },
 ];

@@ -53,7 +53,8 @@ pub fn start_session(
         model::insert_session(conn, &session)?;
         let status = session_status(conn, revocation, &session, now)?;
         let minted = issue_in_session(conn, settings, key, user, &session, status, now)?;
-        let event = Event::new(EventType::LoginSucceeded, &actor, now).subject(&user.id).detail("session_id", &session.id);
+        let event =
+            Event::new(EventType::LoginSucceeded, &actor, now).subject(&user.id).detail("session_id", &session.id);
         audit::record(conn, event)?;
         Ok(minted)
     })
@@ -317,7 +318,12 @@ pub fn list_sessions(
 
 /// Revokes one of the caller's own sessions (`actor.user_id`). Another
 /// user's session, or an unknown id, is 404: ids of others are not confirmed.
-pub fn revoke_own_session(conn: &mut DbConnection, actor: &Actor, id: &str, now: NaiveDateTime) -> Result<(), ApiError> {
+pub fn revoke_own_session(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: &str,
+    now: NaiveDateTime,
+) -> Result<(), ApiError> {
     let user_id = actor.user_id.as_deref().ok_or(ApiError::NotFound)?;
     let session = model::find_session(conn, id)?.filter(|s| s.user_id == user_id).ok_or(ApiError::NotFound)?;
     revoke_recorded(conn, actor, user_id, &session.id, "deleted_by_user", now)

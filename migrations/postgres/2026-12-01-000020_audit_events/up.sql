@@ -12,7 +12,8 @@ CREATE TABLE audit_events (
     detail TEXT NOT NULL
 );
 -- The admin API pages newest first by id, filtered by type or by user (actor
--- or subject). No index on `at`: the retention purge walks the oldest ids.
+-- or subject); the retention purge finds old events by `at`.
 CREATE INDEX audit_events_type ON audit_events(type, id);
 CREATE INDEX audit_events_actor ON audit_events(actor_id, id);
 CREATE INDEX audit_events_subject ON audit_events(subject_id, id);
+CREATE INDEX audit_events_at ON audit_events(at);

@@ -86,9 +86,7 @@ pub async fn change_password(
         .await??;
     let (now, keep) = (state.clock.now_db(), caller.claims.sid.clone());
     let actor = state.actor(&req, Some(&caller.user_id));
-    state
-        .db(move |conn| account_changes::store_new_password(conn, &actor, &user, &new_hash, Some(&keep), now))
-        .await?;
+    state.db(move |conn| account_changes::store_new_password(conn, &actor, &user, &new_hash, Some(&keep), now)).await?;
     log::info!("user {} changed their password; other sessions revoked", caller.user_id);
     Ok(HttpResponse::NoContent().finish())
 }

@@ -50,9 +50,7 @@ async fn create(state: &AppState, actor: Actor, user_id: String, body: CreateTok
     service::check_request(&body.name, body.expires_in_days)?;
     let (keys, now) = (state.keys.clone(), state.clock.now_db());
     let token = state
-        .db(move |conn| {
-            service::create(conn, keys.master(), &actor, &user_id, &body.name, body.expires_in_days, now)
-        })
+        .db(move |conn| service::create(conn, keys.master(), &actor, &user_id, &body.name, body.expires_in_days, now))
         .await?;
     log::info!("API token {} created for user {}", token.token.id, token.token.user_id);
     Ok(created(token))
