@@ -18,6 +18,7 @@ use crate::roles;
 
 /// Creates an account with role `user` plus `extra_roles`, under the same
 /// rules as registration.
+#[expect(clippy::too_many_arguments, reason = "one plain argument per command-line input")]
 pub fn create_user(
     conn: &mut DbConnection,
     hasher: &PasswordHasher,
