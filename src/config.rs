@@ -29,6 +29,7 @@ pub struct Settings {
     pub revocation: RevocationSettings,
     pub metrics: MetricsSettings,
     pub maintenance: MaintenanceSettings,
+    pub audit: AuditSettings,
     pub log: LogSettings,
 }
 
@@ -65,6 +66,14 @@ impl MetricsSettings {
 #[serde(deny_unknown_fields)]
 pub struct MaintenanceSettings {
     pub interval_secs: u64,
+}
+
+/// The audit trail (API.md "Operations").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Days an event is kept before the maintenance purge deletes it.
+    pub retention_days: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -358,6 +367,9 @@ impl Settings {
         if self.maintenance.interval_secs == 0 {
             return invalid("maintenance.interval_secs", "must be at least 1");
         }
+        if !(1..=36500).contains(&self.audit.retention_days) {
+            return invalid("audit.retention_days", "must be between 1 and 36500");
+        }
         let t = &self.throttle;
         if t.failures_before_lockout < 1 {
             return invalid("throttle.failures_before_lockout", "must be at least 1");
@@ -489,6 +501,7 @@ mod tests {
         let settings = Settings::from_toml("").expect("defaults");
         assert_eq!(settings.metrics.bind_addr(), None);
         assert_eq!(settings.maintenance.interval_secs, 300);
+        assert_eq!(settings.audit.retention_days, 90);
         assert_eq!(settings.server.shutdown_timeout_secs, 30);
         assert_eq!(settings.log.format, LogFormat::Text);
         let settings =
@@ -497,6 +510,8 @@ mod tests {
         assert_eq!(settings.log.format, LogFormat::Json);
         assert!(error_text("[metrics]\nbind = \"nine\"").contains("metrics.bind"));
         assert!(error_text("[maintenance]\ninterval_secs = 0").contains("maintenance.interval_secs"));
+        assert!(error_text("[audit]\nretention_days = 0").contains("audit.retention_days"));
+        assert!(error_text("[audit]\nretention_days = 36501").contains("audit.retention_days"));
         assert!(error_text("[log]\nformat = \"xml\"").contains("format"));
     }
 

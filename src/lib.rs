@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod api_tokens;
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -1,6 +1,7 @@
 //! What `signet users ...` does, as functions on a connection (the CLI and
 //! tests share them), beside `keys/commands.rs`. `users import` is in
-//! `import.rs`.
+//! `import.rs`. Their audit events have no actor and no IP: the command
+//! line is the operator at the machine.
 
 use anyhow::{anyhow, Context};
 use chrono::NaiveDateTime;
@@ -10,12 +11,14 @@ use super::password::{PasswordHasher, PasswordPolicy};
 use super::rules::check_roles;
 use super::service;
 use super::username::Username;
+use crate::audit::Actor;
 use crate::db::DbConnection;
 use crate::error::ApiError;
 use crate::roles;
 
 /// Creates an account with role `user` plus `extra_roles`, under the same
 /// rules as registration.
+#[expect(clippy::too_many_arguments, reason = "one plain argument per command-line input")]
 pub fn create_user(
     conn: &mut DbConnection,
     hasher: &PasswordHasher,
@@ -30,7 +33,7 @@ pub fn create_user(
     all_roles.extend(extra_roles);
     let registration = service::check_registration(policy, username, email, &all_roles, password).map_err(describe)?;
     let hash = hasher.hash(password)?;
-    service::insert_user(conn, &registration, &hash, now).map_err(describe)
+    service::insert_user(conn, &Actor::system(), &registration, &hash, now).map_err(describe)
 }
 
 /// Replaces the roles of the user named `username`; returns the user and
@@ -49,7 +52,7 @@ pub fn set_roles(
         .transpose()?
         .flatten()
         .with_context(|| format!("no user named {username}"))?;
-    model::set_roles(conn, &user.id, &roles, now)?;
+    let user = service::replace_roles(conn, &Actor::system(), &user.id, &roles, now).map_err(describe)?;
     Ok((user, roles))
 }
 

@@ -2,13 +2,13 @@
 //! values), shared by the HTTP handlers and the `signet users` commands.
 
 use chrono::NaiveDateTime;
-use diesel::Connection;
 use uuid::Uuid;
 
 use super::model::{self, encode_roles, NewUser, User};
 use super::password::{PasswordHasher, PasswordPolicy};
 use super::rules::{check_email, check_roles};
 use super::username::Username;
+use crate::audit::{self, Actor, Event, EventType};
 use crate::db::DbConnection;
 use crate::error::{is_unique_violation, ApiError};
 
@@ -45,10 +45,11 @@ pub fn username_exists(conn: &mut DbConnection, username: &Username) -> Result<b
     Ok(model::find_by_username_key(conn, username.key())?.is_some())
 }
 
-/// Stores the account; a username taken in the meantime is 409, settled by
-/// the unique index.
+/// Stores the account with its `user.created` event; a username taken in
+/// the meantime is 409, settled by the unique index.
 pub fn insert_user(
     conn: &mut DbConnection,
+    actor: &Actor,
     registration: &Registration,
     password_hash: &str,
     now: NaiveDateTime,
@@ -66,16 +67,68 @@ pub fn insert_user(
         created_at: now,
         updated_at: now,
     };
-    model::insert(conn, &new).map_err(
-        |err| {
+    audit::transaction(conn, |conn| {
+        model::insert(conn, &new).map_err(|err| {
             if is_unique_violation(&err) {
                 ApiError::UsernameTaken
             } else {
                 err.into()
             }
-        },
-    )?;
-    model::find(conn, &id)?.ok_or(ApiError::NotFound)
+        })?;
+        let user = model::find(conn, &id)?.ok_or(ApiError::NotFound)?;
+        audit::record(conn, created_event(actor, &user, now))?;
+        Ok(user)
+    })
+}
+
+/// `user.created` for a stored account (registration, the CLI, an import).
+pub fn created_event(actor: &Actor, user: &User, now: NaiveDateTime) -> Event {
+    Event::new(EventType::UserCreated, actor, now)
+        .subject(&user.id)
+        .detail("username", &user.username)
+        .detail("roles", user.role_list())
+        .detail("disabled", user.disabled)
+}
+
+/// Why a password check failed, as `login.failed` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginFailure {
+    /// No such account (or a name that cannot be one).
+    UnknownUser,
+    WrongPassword,
+    /// The right password for a disabled account.
+    AccountDisabled,
+}
+
+impl LoginFailure {
+    fn as_str(self) -> &'static str {
+        match self {
+            LoginFailure::UnknownUser => "unknown_user",
+            LoginFailure::WrongPassword => "wrong_password",
+            LoginFailure::AccountDisabled => "account_disabled",
+        }
+    }
+}
+
+/// Records a failed password check (`login.failed`) on its own: nothing else
+/// changes when a password is wrong (its throttle reservation was written
+/// before the check). `flow` says which check: `login` or `password_change`.
+/// The name typed for an unknown account is not kept: it is often a password
+/// typed into the wrong field.
+pub fn record_failed_login(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    user_id: Option<&str>,
+    failure: LoginFailure,
+    flow: &'static str,
+    now: NaiveDateTime,
+) -> Result<(), ApiError> {
+    let mut event =
+        Event::new(EventType::LoginFailed, actor, now).detail("reason", failure.as_str()).detail("flow", flow);
+    if let Some(user_id) = user_id {
+        event = event.subject(user_id);
+    }
+    Ok(audit::record(conn, event)?)
 }
 
 pub fn get(conn: &mut DbConnection, id: &str) -> Result<User, ApiError> {
@@ -104,11 +157,12 @@ pub fn new_password_hash(
 /// enabled admin where there was one. The admins' rows are locked first, so
 /// two admins demoting, disabling or deleting each other at once cannot both
 /// succeed: the second waits for the first and counts again.
+/// It is an audited transaction: `change` records its events in it.
 pub fn keeping_an_admin<T>(
     conn: &mut DbConnection,
     change: impl FnOnce(&mut DbConnection) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    conn.transaction(|conn| {
+    audit::transaction(conn, |conn| {
         let before = model::lock_and_count_admins(conn)?;
         let changed = change(conn)?;
         if before > 0 && model::count_admins(conn)? == 0 {
@@ -146,22 +200,51 @@ pub fn list(conn: &mut DbConnection, page: Page) -> Result<(Vec<User>, i64), Api
 /// Replaces a user's roles (already checked by `rules::check_roles`); they
 /// take effect in the user's next access token.
 /// Never takes `admin` from the last enabled admin (409 `last_admin`).
-pub fn set_roles(conn: &mut DbConnection, id: &str, roles: &[String], now: NaiveDateTime) -> Result<User, ApiError> {
-    keeping_an_admin(conn, |conn| {
+pub fn set_roles(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: &str,
+    roles: &[String],
+    now: NaiveDateTime,
+) -> Result<User, ApiError> {
+    keeping_an_admin(conn, |conn| replace_roles(conn, actor, id, roles, now))
+}
+
+/// Replaces a user's roles with its `user.roles_changed` event (from, to),
+/// without the last-admin guard (`signet users set-roles` is the way back in).
+pub fn replace_roles(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: &str,
+    roles: &[String],
+    now: NaiveDateTime,
+) -> Result<User, ApiError> {
+    audit::transaction(conn, |conn| {
+        let before = model::find(conn, id)?.ok_or(ApiError::NotFound)?;
         if model::set_roles(conn, id, roles, now)? == 0 {
             return Err(ApiError::NotFound);
         }
+        let event = Event::new(EventType::UserRolesChanged, actor, now)
+            .subject(id)
+            .detail("username", &before.username)
+            .detail("from", before.role_list())
+            .detail("to", roles);
+        audit::record(conn, event)?;
         get(conn, id)
     })
 }
 
 /// Deletes a user; sessions, refresh and API tokens go with it (cascade).
-/// Never the last enabled admin (409 `last_admin`).
-pub fn delete(conn: &mut DbConnection, id: &str) -> Result<(), ApiError> {
+/// Never the last enabled admin (409 `last_admin`). The `user.deleted`
+/// event keeps the username, which nothing else will.
+pub fn delete(conn: &mut DbConnection, actor: &Actor, id: &str, now: NaiveDateTime) -> Result<(), ApiError> {
     keeping_an_admin(conn, |conn| {
+        let user = model::find(conn, id)?.ok_or(ApiError::NotFound)?;
         if model::delete(conn, id)? == 0 {
             return Err(ApiError::NotFound);
         }
+        let event = Event::new(EventType::UserDeleted, actor, now).subject(id).detail("username", &user.username);
+        audit::record(conn, event)?;
         Ok(())
     })
 }

@@ -8,6 +8,7 @@
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
 
+use crate::audit::{self, Actor, Event, EventType};
 use crate::config::ThrottleSettings;
 use crate::db::schema::login_throttle;
 use crate::db::DbConnection;
@@ -57,11 +58,14 @@ struct ThrottleRow {
 /// attempts on any instance queue on the row (PostgreSQL row lock, SQLite
 /// write lock) and no more than the threshold are ever checked. A proven
 /// password clears the record ([`record_success`]); a wrong one leaves the
-/// reservation standing as its failure.
+/// reservation standing as its failure. A lock is recorded (`login.locked`,
+/// by `actor`, about the account of that name if there is one) in the same
+/// transaction.
 pub fn reserve(
     conn: &mut DbConnection,
     policy: &ThrottlePolicy,
     key: &str,
+    actor: &Actor,
     now: NaiveDateTime,
 ) -> Result<bool, ApiError> {
     if !policy.enabled {
@@ -71,7 +75,7 @@ pub fn reserve(
     // update (PostgreSQL, read committed): the update then finds no row and we
     // must not read that as a lock. Such a lost race is simply tried again.
     for _ in 0..RESERVE_ATTEMPTS {
-        match try_reserve(conn, policy, key, now)? {
+        match try_reserve(conn, policy, key, actor, now)? {
             Reservation::Counted { locked_now } => return Ok(locked_now),
             Reservation::Locked { until } => {
                 return Err(ApiError::TooManyRequests { retry_after_secs: seconds_until(now, until) })
@@ -100,9 +104,10 @@ fn try_reserve(
     conn: &mut DbConnection,
     policy: &ThrottlePolicy,
     key: &str,
+    actor: &Actor,
     now: NaiveDateTime,
 ) -> Result<Reservation, ApiError> {
-    conn.transaction(|conn| {
+    audit::transaction(conn, |conn| {
         // Forget quiet names (this one included) so the table stays small.
         let stale = now - policy.failure_window;
         diesel::delete(
@@ -148,6 +153,13 @@ fn try_reserve(
                 .set((login_throttle::locked_until.eq(until), login_throttle::lockouts.eq(row.lockouts + 1)))
                 .execute(conn)?;
             log::warn!("login locked out for {}s after {} failures", (until - now).num_seconds(), row.failures);
+            let mut event = Event::new(EventType::LoginLocked, actor, now)
+                .detail("locked_secs", (until - now).num_seconds())
+                .detail("failures", row.failures);
+            if let Some(user) = crate::accounts::model::find_by_username_key(conn, key)? {
+                event = event.subject(user.id);
+            }
+            audit::record(conn, event)?;
             return Ok(Reservation::Counted { locked_now: true });
         }
         Ok(Reservation::Counted { locked_now: false })

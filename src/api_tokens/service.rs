@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::model::{self, ApiToken};
 use crate::accounts::model::{self as users, User};
+use crate::audit::{self, Actor, Event, EventType};
 use crate::config::{RevocationSettings, TokenSettings};
 use crate::db::DbConnection;
 use crate::error::{ApiError, FieldError};
@@ -75,10 +76,12 @@ pub fn check_request(name: &str, expires_in_days: Option<i64>) -> Result<(), Api
     }
 }
 
-/// Creates a token for `user_id`.
+/// Creates a token for `user_id`, with its `api_token.created` event (id,
+/// name and expiry; never the secret nor its prefix).
 pub fn create(
     conn: &mut DbConnection,
     master: &MasterKey,
+    actor: &Actor,
     user_id: &str,
     name: &str,
     expires_in_days: Option<i64>,
@@ -99,8 +102,38 @@ pub fn create(
         last_used_at: None,
         revoked_at: None,
     };
-    model::insert(conn, &token)?;
+    audit::transaction(conn, |conn| {
+        model::insert(conn, &token)?;
+        let event = Event::new(EventType::ApiTokenCreated, actor, now)
+            .subject(user_id)
+            .detail("token_id", &token.id)
+            .detail("name", &token.name)
+            .detail("expires_at", token.expires_at.map(|at| at.and_utc()));
+        audit::record(conn, event)
+    })?;
     Ok(CreatedApiToken { token, secret: secret.into() })
+}
+
+/// DRF's `obtain_auth_token`: a password login (`user` just proved it from
+/// `actor`'s IP) that yields a new API token instead of a session; its
+/// `login.succeeded` and `api_token.created` are one transaction.
+pub fn create_at_login(
+    conn: &mut DbConnection,
+    master: &MasterKey,
+    actor: &Actor,
+    user: &User,
+    name: &str,
+    expires_in_days: Option<i64>,
+    now: NaiveDateTime,
+) -> Result<CreatedApiToken, ApiError> {
+    audit::transaction(conn, |conn| {
+        let created = create(conn, master, actor, &user.id, name, expires_in_days, now)?;
+        let event = Event::new(EventType::LoginSucceeded, actor, now)
+            .subject(&user.id)
+            .detail("api_token_id", &created.token.id);
+        audit::record(conn, event)?;
+        Ok(created)
+    })
 }
 
 /// The user behind a live token of a live account; None for anything else
@@ -131,11 +164,27 @@ pub fn authenticate(
     Ok(Some((user, token)))
 }
 
-pub fn revoke(conn: &mut DbConnection, user_id: &str, id: &str, now: NaiveDateTime) -> Result<(), ApiError> {
-    if model::revoke(conn, user_id, id, now)? == 0 {
-        return Err(ApiError::NotFound);
-    }
-    Ok(())
+/// Revokes token `id` of `user_id` (404 unless it is a live one of theirs),
+/// with its `api_token.revoked` event.
+pub fn revoke(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    user_id: &str,
+    id: &str,
+    now: NaiveDateTime,
+) -> Result<(), ApiError> {
+    audit::transaction(conn, |conn| {
+        if model::revoke(conn, user_id, id, now)? == 0 {
+            return Err(ApiError::NotFound);
+        }
+        let name = model::find(conn, id)?.map(|token| token.name);
+        let event = Event::new(EventType::ApiTokenRevoked, actor, now)
+            .subject(user_id)
+            .detail("token_id", id)
+            .detail("name", name);
+        audit::record(conn, event)?;
+        Ok(())
+    })
 }
 
 /// The live tokens of an existing user (404 for an unknown one).

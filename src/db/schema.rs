@@ -19,6 +19,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit_events (id) {
+        id -> BigInt,
+        at -> Timestamp,
+        #[sql_name = "type"]
+        kind -> Text,
+        actor_id -> Nullable<Text>,
+        subject_id -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        detail -> Text,
+    }
+}
+
+diesel::table! {
     login_throttle (username_key) {
         username_key -> Text,
         failures -> Integer,
@@ -113,6 +126,7 @@ diesel::joinable!(status_entries -> status_lists (list_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_tokens,
+    audit_events,
     login_throttle,
     refresh_tokens,
     sessions,

@@ -11,8 +11,10 @@ use super::metrics::{self, Event, LoginOutcome, RefreshOutcome};
 use super::rate_limit::Endpoint;
 use super::state::{dummy_hash, AppState};
 use crate::accounts::model::{self as users, User};
+use crate::accounts::service::{record_failed_login, LoginFailure};
 use crate::accounts::throttle;
 use crate::accounts::username::Username;
+use crate::audit::Actor;
 use crate::error::ApiError;
 use crate::sessions::service::{self, ClientInfo};
 use crate::tokens::{verify_refresh, Minted, RefreshClaims};
@@ -36,7 +38,12 @@ pub async fn check_password(
 ) -> Result<User, ApiError> {
     let account = Account::Named(Username::parse(username).ok());
     let result = match prove_password(state, req, account, password).await {
-        Ok(user) if user.disabled => Err(ApiError::AccountDisabled),
+        Ok(user) if user.disabled => {
+            let (actor, now) = (state.actor(req, None), state.clock.now_db());
+            let failure = LoginFailure::AccountDisabled;
+            state.db(move |conn| record_failed_login(conn, &actor, Some(&user.id), failure, "login", now)).await?;
+            Err(ApiError::AccountDisabled)
+        }
         other => other,
     };
     let outcome = match &result {
@@ -54,7 +61,8 @@ pub async fn check_password(
 /// while locked, even for the right password), then bcrypt. Unknown user and
 /// wrong password cost the same bcrypt time and get the same answer; the
 /// reservation stands as the failure, a match clears it. Old hash schemes and
-/// costs are upgraded (the returned user carries the stored hash).
+/// costs are upgraded (the returned user carries the stored hash). A failure
+/// is recorded (`login.failed`), a lockout it starts too (`login.locked`).
 pub async fn prove_password(
     state: &AppState,
     req: &HttpRequest,
@@ -66,16 +74,22 @@ pub async fn prove_password(
     let slot = state.hash_pool.reserve()?;
     let throttle = state.throttle;
     let now = state.clock.now_db();
+    // A password change is made by the logged-in user; a login by nobody yet.
+    let (actor, flow) = match &account {
+        Account::Named(_) => (state.actor(req, None), "login"),
+        Account::Id(id) => (state.actor(req, Some(id)), "password_change"),
+    };
+    let reserving = actor.clone();
     let (user, key, locked_now) = state
         .db(move |conn| match account {
             Account::Named(None) => Ok((None, None, false)),
             Account::Named(Some(name)) => {
-                let locked_now = throttle::reserve(conn, &throttle, name.key(), now)?;
+                let locked_now = throttle::reserve(conn, &throttle, name.key(), &reserving, now)?;
                 Ok((users::find_by_username_key(conn, name.key())?, Some(name.key().to_owned()), locked_now))
             }
             Account::Id(id) => {
                 let user = users::find(conn, &id)?.ok_or(ApiError::NotFound)?;
-                let locked_now = throttle::reserve(conn, &throttle, &user.username_key, now)?;
+                let locked_now = throttle::reserve(conn, &throttle, &user.username_key, &reserving, now)?;
                 let key = user.username_key.clone();
                 Ok((Some(user), Some(key), locked_now))
             }
@@ -98,8 +112,13 @@ pub async fn prove_password(
             (verification, rehash.map(|new| (stored, new)))
         })
         .await?;
+    let (subject, failure) = match &user {
+        Some(user) => (Some(user.id.clone()), LoginFailure::WrongPassword),
+        None => (None, LoginFailure::UnknownUser),
+    };
     let Some(mut user) = user.filter(|_| verification.matches) else {
-        // The reservation already counted this failure.
+        // The reservation already counted this failure; the event is its own write.
+        state.db(move |conn| record_failed_login(conn, &actor, subject.as_deref(), failure, flow, now)).await?;
         return Err(ApiError::InvalidCredentials);
     };
     state
@@ -141,7 +160,7 @@ fn issued_pair(req: &HttpRequest) {
 /// client IP's refresh budget. The outcome is recorded for the metrics.
 pub async fn rotate(state: &AppState, req: &HttpRequest, token: &str) -> Result<Minted, ApiError> {
     state.rate_limit(Endpoint::Refresh, req)?;
-    let result = rotate_verified(state, token).await;
+    let result = rotate_verified(state, state.actor(req, None), token).await;
     match &result {
         Ok(rotated) => {
             let outcome = if rotated.within_grace { RefreshOutcome::Grace } else { RefreshOutcome::Rotated };
@@ -158,19 +177,21 @@ pub async fn rotate(state: &AppState, req: &HttpRequest, token: &str) -> Result<
     result.map(|rotated| rotated.minted)
 }
 
-async fn rotate_verified(state: &AppState, token: &str) -> Result<service::Rotated, ApiError> {
+async fn rotate_verified(state: &AppState, client: Actor, token: &str) -> Result<service::Rotated, ApiError> {
     let claims = verified_refresh_claims(state, token).await?;
     let settings = state.settings.clone();
     let now = state.clock.now_db();
     let signer = state.keys.signer(now)?;
-    state.db(move |conn| service::rotate(conn, &settings.tokens, &settings.revocation, &signer, &claims, now)).await
+    state
+        .db(move |conn| service::rotate(conn, &settings.tokens, &settings.revocation, &signer, &claims, &client, now))
+        .await
 }
 
 /// Revokes the session of a refresh token.
-pub async fn end_session(state: &AppState, token: &str) -> Result<(), ApiError> {
+pub async fn end_session(state: &AppState, req: &HttpRequest, token: &str) -> Result<(), ApiError> {
     let claims = verified_refresh_claims(state, token).await?;
-    let now = state.clock.now_db();
-    state.db(move |conn| service::end_session(conn, &claims, now)).await
+    let (client, now) = (state.actor(req, None), state.clock.now_db());
+    state.db(move |conn| service::end_session(conn, &claims, &client, now)).await
 }
 
 /// Verifies a refresh token's signature and claims. A `kid` this instance

@@ -7,7 +7,7 @@ use actix_web::{web, FromRequest, Handler, HttpRequest, HttpResponse, Resource, 
 use serde_json::json;
 
 use super::compat;
-use super::handlers::{accounts, admin, api_tokens, keys, meta, sessions, status_lists};
+use super::handlers::{accounts, admin, api_tokens, audit, keys, meta, sessions, status_lists};
 use super::state::AppState;
 use crate::error::ApiError;
 
@@ -35,6 +35,7 @@ fn table() -> Vec<Endpoint> {
         E::new("/v1/admin/users/{id}/roles").put(admin::set_roles),
         E::new("/v1/admin/users/{id}/api-tokens").get(api_tokens::list_for_user).post(api_tokens::create_for_user),
         E::new("/v1/admin/users/{id}/api-tokens/{token_id}").delete(api_tokens::revoke_for_user),
+        E::new("/v1/admin/audit").get(audit::list),
         E::new("/v1/status-lists/events").get(status_lists::events),
         E::new("/v1/status-lists/{n}").get(status_lists::get_list),
         E::new("/.well-known/jwks.json").get(keys::jwks),

@@ -13,6 +13,7 @@ use super::hash_pool::HashPool;
 use super::rate_limit::{Endpoint, RateLimits};
 use crate::accounts::password::{PasswordHasher, PasswordPolicy};
 use crate::accounts::throttle::ThrottlePolicy;
+use crate::audit::Actor;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::db::{DbConnection, Pool};
@@ -54,6 +55,13 @@ impl AppState {
     /// The client's IP (peer, or X-Forwarded-For from a trusted proxy).
     pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
         client_ip(req, &self.settings.throttle.trusted_proxies)
+    }
+
+    /// Who is asking, for the audit trail: `user_id` (None before a login)
+    /// and the client IP, as plain values.
+    pub fn actor(&self, req: &HttpRequest, user_id: Option<&str>) -> Actor {
+        let ip = self.client_ip(req).map(|ip| ip.to_string());
+        Actor { user_id: user_id.map(str::to_owned), ip }
     }
 
     /// 429 when the client IP has spent its budget for `endpoint`.

@@ -7,6 +7,7 @@ use chrono::NaiveDateTime;
 use super::master::MasterKey;
 use super::model::{self, SigningKeyRow, STATE_NEXT};
 use super::rotation::{self, Activation, Schedule};
+use crate::audit::{self, EventType};
 use crate::db::DbConnection;
 
 /// Every key with its state and dates, oldest first (no key material).
@@ -57,7 +58,15 @@ pub fn retire(
     kid: &str,
     now: NaiveDateTime,
 ) -> anyhow::Result<Vec<String>> {
-    if model::revoke(conn, kid, now).context("revoking the key")? == 0 {
+    let key = model::all(conn)?.into_iter().find(|k| k.kid == kid);
+    let revoked = audit::transaction(conn, |conn| {
+        let revoked = model::revoke(conn, kid, now)?;
+        if let Some(key) = key.as_ref().filter(|_| revoked == 1) {
+            audit::record(conn, rotation::key_event(EventType::KeyRetired, key, now).detail("reason", "revoked"))?;
+        }
+        Ok::<_, diesel::result::Error>(revoked)
+    });
+    if revoked.context("revoking the key")? == 0 {
         bail!("no usable key with kid {kid}");
     }
     let mut events = vec![format!("key {kid} revoked")];

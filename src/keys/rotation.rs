@@ -5,11 +5,11 @@
 
 use anyhow::Context;
 use chrono::{NaiveDateTime, TimeDelta};
-use diesel::Connection;
 
 use super::algorithms::{self, Generated};
 use super::master::{MasterKey, PROTECTION};
 use super::model::{self, SigningKeyRow, PROTECTION_NONE, STATE_ACTIVE, STATE_NEXT};
+use crate::audit::{self, Actor, Event, EventType};
 use crate::config::{Settings, SigningAlgorithm};
 use crate::db::DbConnection;
 use crate::error::is_unique_violation;
@@ -76,7 +76,14 @@ pub fn step(
         if let Some(active) = active {
             let publish_until = now + schedule.publish_after_retire;
             let verify_until = now + schedule.verify_after_retire;
-            if model::retire(conn, &active.kid, now, publish_until, verify_until)? == 1 {
+            let retired = audit::transaction(conn, |conn| {
+                let retired = model::retire(conn, &active.kid, now, publish_until, verify_until)?;
+                if retired == 1 {
+                    audit::record(conn, key_event(EventType::KeyRetired, active, now).detail("reason", "hs256"))?;
+                }
+                Ok::<_, diesel::result::Error>(retired)
+            })?;
+            if retired == 1 {
                 events.push(format!("key {} retired: tokens.algorithm is HS256", active.kid));
             }
         }
@@ -89,7 +96,7 @@ pub fn step(
         let planned = next.activated_at.unwrap_or(now);
         if planned <= now || active.is_none() {
             let switch_at = if active.is_none() { now.min(planned) } else { planned };
-            if promote(conn, schedule, active.map(|a| a.kid.as_str()), &next.kid, switch_at)? {
+            if promote(conn, schedule, active.map(|a| a.kid.as_str()), next, switch_at)? {
                 events.push(format!("key {} ({}) now signs", next.kid, next.algorithm));
             }
             return Ok(events);
@@ -100,8 +107,14 @@ pub fn step(
     if active.is_none() && next.is_none() {
         let row =
             new_row(algorithms::generate(schedule.algorithm, schedule.rsa_bits)?, master, STATE_ACTIVE, now, now)?;
-        if insert_unless_raced(conn, &row)? {
-            events.push(format!("generated signing key {} ({})", row.kid, row.algorithm));
+        let inserted = audit::transaction(conn, |conn| {
+            model::insert(conn, &row)?;
+            audit::record(conn, key_event(EventType::KeyRotated, &row, now).detail("reason", "no_active_key"))
+        });
+        match inserted {
+            Ok(()) => events.push(format!("generated signing key {} ({})", row.kid, row.algorithm)),
+            Err(err) if is_unique_violation(&err) => {}
+            Err(err) => return Err(err.into()),
         }
         return Ok(events);
     }
@@ -145,16 +158,16 @@ pub fn schedule_next(
         .then(|| format!("published next key {} ({}), signing from {activate_at}", row.kid, row.algorithm)))
 }
 
-/// Retires `active` and activates `next` in one transaction; false when
-/// another instance did it first.
+/// Retires `active` and activates `next` in one transaction, with its
+/// `key.rotated` event; false when another instance did it first.
 fn promote(
     conn: &mut DbConnection,
     schedule: &Schedule,
     active: Option<&str>,
-    next: &str,
+    next: &SigningKeyRow,
     switch_at: NaiveDateTime,
 ) -> anyhow::Result<bool> {
-    let result = conn.transaction::<_, diesel::result::Error, _>(|conn| {
+    let result = audit::transaction::<_, diesel::result::Error, _>(conn, |conn| {
         if let Some(active) = active {
             let publish_until = switch_at + schedule.publish_after_retire;
             let verify_until = switch_at + schedule.verify_after_retire;
@@ -162,9 +175,10 @@ fn promote(
                 return Err(diesel::result::Error::RollbackTransaction);
             }
         }
-        if model::activate(conn, next, switch_at)? == 0 {
+        if model::activate(conn, &next.kid, switch_at)? == 0 {
             return Err(diesel::result::Error::RollbackTransaction);
         }
+        audit::record(conn, key_event(EventType::KeyRotated, next, switch_at).detail("previous_kid", active))?;
         Ok(())
     });
     match result {
@@ -173,6 +187,11 @@ fn promote(
         Err(err) if is_unique_violation(&err) => Ok(false),
         Err(err) => Err(err.into()),
     }
+}
+
+/// A key event: done by signet itself (or its command line), about a key.
+pub(super) fn key_event(kind: EventType, key: &SigningKeyRow, at: NaiveDateTime) -> Event {
+    Event::new(kind, &Actor::system(), at).detail("kid", &key.kid).detail("algorithm", &key.algorithm)
 }
 
 fn insert_unless_raced(conn: &mut DbConnection, row: &SigningKeyRow) -> anyhow::Result<bool> {

@@ -7,8 +7,8 @@
 //! at the same moment take disjoint batches instead of queueing on each
 //! other's rows. SQLite serves a single instance.
 //!
-//! Adding a table (audit events past retention, unreferenced status lists):
-//! add a [`Job`] to [`JOBS`] with its two statements and its cutoff.
+//! Adding a table (unreferenced status lists): add a [`Job`] to [`JOBS`]
+//! with its two statements and its cutoff.
 
 pub mod task;
 
@@ -74,6 +74,14 @@ pub const JOBS: &[Job] = &[
         sqlite: "DELETE FROM login_throttle WHERE rowid IN (SELECT rowid FROM login_throttle \
                  WHERE updated_at < ?1 AND (locked_until IS NULL OR locked_until < ?1) LIMIT 200)",
         cutoff: |settings, now| now - TimeDelta::seconds(settings.throttle.failure_window_secs),
+    },
+    Job {
+        // Events past `audit.retention_days`.
+        name: "audit_events",
+        postgres: "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events \
+                   WHERE at < $1 LIMIT 1000 FOR UPDATE SKIP LOCKED)",
+        sqlite: "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at < ? LIMIT 200)",
+        cutoff: |settings, now| now - TimeDelta::days(settings.audit.retention_days),
     },
 ];
 

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::model::{self, RefreshToken, Session};
 use crate::accounts::model::{self as users, User};
+use crate::audit::{self, Actor, Event, EventType};
 use crate::config::{RevocationSettings, TokenSettings};
 use crate::db::DbConnection;
 use crate::error::ApiError;
@@ -25,7 +26,8 @@ pub struct ClientInfo {
 }
 
 /// Starts a session for a user whose password was just proven and signs its
-/// first token pair, all in one transaction.
+/// first token pair, all in one transaction, with its `login.succeeded`
+/// event (one more INSERT in the transaction the login needs anyway).
 pub fn start_session(
     conn: &mut DbConnection,
     settings: &TokenSettings,
@@ -35,6 +37,7 @@ pub fn start_session(
     client: ClientInfo,
     now: NaiveDateTime,
 ) -> Result<Minted, ApiError> {
+    let actor = Actor::user(&user.id, client.ip.clone());
     let session = Session {
         id: Uuid::new_v4().to_string(),
         user_id: user.id.clone(),
@@ -46,10 +49,14 @@ pub fn start_session(
         revoked_at: None,
         revoked_reason: None,
     };
-    conn.transaction(|conn| {
+    audit::transaction(conn, |conn| {
         model::insert_session(conn, &session)?;
         let status = session_status(conn, revocation, &session, now)?;
-        issue_in_session(conn, settings, key, user, &session, status, now)
+        let minted = issue_in_session(conn, settings, key, user, &session, status, now)?;
+        let event =
+            Event::new(EventType::LoginSucceeded, &actor, now).subject(&user.id).detail("session_id", &session.id);
+        audit::record(conn, event)?;
+        Ok(minted)
     })
 }
 
@@ -127,13 +134,15 @@ pub struct Rotated {
 /// in `claim_refresh_token` picks exactly one winner among concurrent
 /// refreshes; a token that was already rotated revokes its whole session.
 /// The new access token carries the user's current roles; a disabled or
-/// deleted user cannot refresh.
+/// deleted user cannot refresh. A reuse is recorded (`refresh.reused`, from
+/// `client`'s IP) with the revocation it causes.
 pub fn rotate(
     conn: &mut DbConnection,
     settings: &TokenSettings,
     revocation: &RevocationSettings,
     key: &SigningKey,
     claims: &RefreshClaims,
+    client: &Actor,
     now: NaiveDateTime,
 ) -> Result<Rotated, ApiError> {
     let rotated = conn.transaction(|conn| -> Result<Option<Minted>, ApiError> {
@@ -169,7 +178,17 @@ pub fn rotate(
         return Ok(Rotated { minted, within_grace: true });
     }
     if token.used_at.is_some() {
-        let revoked = model::revoke_session(conn, &token.session_id, now, "refresh_token_reused")?;
+        let revoked = audit::transaction(conn, |conn| {
+            let revoked = model::revoke_session(conn, &token.session_id, now, "refresh_token_reused")?;
+            if revoked == 1 {
+                // The presenter is not known to be the user: no actor.
+                let event = Event::new(EventType::RefreshReused, client, now)
+                    .subject(&token.user_id)
+                    .detail("session_id", &token.session_id);
+                audit::record(conn, event)?;
+            }
+            Ok::<_, diesel::result::Error>(revoked)
+        })?;
         if revoked == 1 {
             log::warn!("refresh token reuse detected: session {} of user {} revoked", token.session_id, token.user_id);
             return Err(ApiError::RefreshTokenReused);
@@ -233,14 +252,42 @@ fn successor_within_grace(
     Ok(Some(minted))
 }
 
-/// Revokes the session a refresh token belongs to (logout). Idempotent.
-pub fn end_session(conn: &mut DbConnection, claims: &RefreshClaims, now: NaiveDateTime) -> Result<(), ApiError> {
+/// Revokes the session a refresh token belongs to (logout), recording
+/// `session.revoked` by its user from `client`'s IP. Idempotent: a session
+/// already revoked records nothing.
+pub fn end_session(
+    conn: &mut DbConnection,
+    claims: &RefreshClaims,
+    client: &Actor,
+    now: NaiveDateTime,
+) -> Result<(), ApiError> {
     let token = model::find_refresh_token(conn, &claims.jti)?.ok_or(ApiError::InvalidRefreshToken)?;
     if token.session_id != claims.sid {
         return Err(ApiError::InvalidRefreshToken);
     }
-    model::revoke_session(conn, &token.session_id, now, "logout")?;
-    Ok(())
+    let actor = Actor::user(&token.user_id, client.ip.clone());
+    revoke_recorded(conn, &actor, &token.user_id, &token.session_id, "logout", now)
+}
+
+/// Revokes one session and records `session.revoked` if it was live.
+fn revoke_recorded(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    user_id: &str,
+    session_id: &str,
+    reason: &'static str,
+    now: NaiveDateTime,
+) -> Result<(), ApiError> {
+    audit::transaction(conn, |conn| {
+        if model::revoke_session(conn, session_id, now, reason)? == 1 {
+            let event = Event::new(EventType::SessionRevoked, actor, now)
+                .subject(user_id)
+                .detail("reason", reason)
+                .detail("session_id", session_id);
+            audit::record(conn, event)?;
+        }
+        Ok(())
+    })
 }
 
 fn unix_to_db(secs: i64) -> NaiveDateTime {
@@ -280,17 +327,17 @@ pub fn list_sessions(
         .collect())
 }
 
-/// Revokes one of the user's own sessions. Another user's session, or an
-/// unknown id, is 404: ids of others are not confirmed.
+/// Revokes one of the caller's own sessions (`actor.user_id`). Another
+/// user's session, or an unknown id, is 404: ids of others are not confirmed.
 pub fn revoke_own_session(
     conn: &mut DbConnection,
-    user_id: &str,
+    actor: &Actor,
     id: &str,
     now: NaiveDateTime,
 ) -> Result<(), ApiError> {
+    let user_id = actor.user_id.as_deref().ok_or(ApiError::NotFound)?;
     let session = model::find_session(conn, id)?.filter(|s| s.user_id == user_id).ok_or(ApiError::NotFound)?;
-    model::revoke_session(conn, &session.id, now, "deleted_by_user")?;
-    Ok(())
+    revoke_recorded(conn, actor, user_id, &session.id, "deleted_by_user", now)
 }
 
 /// Whether a verified refresh token is still the head of a live session
@@ -313,9 +360,21 @@ pub fn refresh_token_is_current(
         && session.expires_at > now)
 }
 
-/// Revokes every session of a user, the caller's too (`logout-all`).
-pub fn end_all_sessions(conn: &mut DbConnection, user_id: &str, now: NaiveDateTime) -> Result<usize, ApiError> {
-    Ok(model::revoke_user_sessions(conn, user_id, None, now, "logout_all")?)
+/// Revokes every session of the caller (`actor.user_id`), this one too
+/// (`logout-all`): one `session.revoked` event with the count.
+pub fn end_all_sessions(conn: &mut DbConnection, actor: &Actor, now: NaiveDateTime) -> Result<usize, ApiError> {
+    let user_id = actor.user_id.as_deref().ok_or(ApiError::NotFound)?;
+    audit::transaction(conn, |conn| {
+        let revoked = model::revoke_user_sessions(conn, user_id, None, now, "logout_all")?;
+        if revoked > 0 {
+            let event = Event::new(EventType::SessionRevoked, actor, now)
+                .subject(user_id)
+                .detail("reason", "logout_all")
+                .detail("sessions", revoked);
+            audit::record(conn, event)?;
+        }
+        Ok(revoked)
+    })
 }
 
 /// Whether an access token of session `sid` carrying `status` may still be

@@ -200,7 +200,7 @@ async fn logs_never_contain_passwords_or_tokens(app: TestApp) {
     // The reuse revoked the session: its access token is refused at once.
     assert_eq!(app.get("/v1/auth/me", Some(&access)).await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
-        app.get("/v1/auth/me", Some(&rotated["access_token"].as_str().unwrap().to_owned())).await.status(),
+        app.get("/v1/auth/me", Some(rotated["access_token"].as_str().unwrap())).await.status(),
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(app.get("/v1/auth/me", Some("garbage.token.here")).await.status(), StatusCode::UNAUTHORIZED);

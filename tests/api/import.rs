@@ -57,6 +57,13 @@ fn signet_prefix(app: &TestApp) -> String {
     format!("bcrypt_sha256$$2b${:02}$", app.settings.passwords.bcrypt_cost)
 }
 
+/// The audit trail's `user.created` events of `users import`.
+fn imported_events(app: &TestApp) -> Vec<signet::audit::model::AuditRow> {
+    let filter = signet::audit::model::Filter { kind: Some("user.created"), limit: 1000, ..Default::default() };
+    let rows = signet::audit::model::page(&mut app.conn(), &filter).unwrap();
+    rows.into_iter().filter(|r| r.detail.contains("\"via\":\"import\"")).collect()
+}
+
 async fn login_access(app: &TestApp, username: &str, password: &str) -> String {
     let res = app.login(username, password).await;
     assert_eq!(res.status(), StatusCode::OK, "login {username}");
@@ -72,6 +79,14 @@ async fn dumpdata_users_log_in_with_their_django_passwords_and_are_rehashed(app:
     let gus = report.row("gus").unwrap();
     assert!(gus.warnings.iter().any(|w| w.contains("Django marks it unusable")), "{report}");
     assert!(report.row("cyd").unwrap().warnings.is_empty(), "every group maps: {report}");
+    let imported = imported_events(&app);
+    assert_eq!(imported.len(), 8, "one user.created per imported user");
+    assert!(imported.iter().all(|r| r.actor_id.is_none() && r.ip.is_none()), "{imported:#?}");
+    assert!(imported.iter().any(|r| r.detail.contains("\"username\":\"ada\"")), "{imported:#?}");
+    for (username, _, _, _) in django_users() {
+        let hash = stored(&app, username).password_hash;
+        assert!(!imported.iter().any(|r| r.detail.contains(&hash)), "{username}'s hash in the audit trail");
+    }
 
     let prefix = signet_prefix(&app);
     let hasher = PasswordHasher::new(app.settings.passwords.bcrypt_cost);
@@ -120,6 +135,7 @@ async fn dumpdata_users_log_in_with_their_django_passwords_and_are_rehashed(app:
     let rows = import::read_file(&Path::new(FIXTURES).join("django_users_ids.json"), None).unwrap();
     let again = import::import(&mut app.conn(), rows, &mapping, app.clock_now());
     assert_eq!((again.created(), again.skipped(), again.failed()), (0, 8, 0), "{again}");
+    assert_eq!(imported_events(&app).len(), 8, "skipped rows are no event");
     assert!(again.rows.iter().all(|r| r.outcome == Outcome::Skipped && r.detail == "already exists"));
     assert_eq!(stored(&app, "ada").password_hash, before);
     let (_, total) = signet::accounts::model::list(&mut app.conn(), 100, 0).unwrap();

@@ -10,6 +10,7 @@ mod abuse;
 mod accounts;
 mod admin;
 mod attacks;
+mod audit;
 mod bearer;
 mod cli;
 mod cookies;

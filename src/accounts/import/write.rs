@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::fmt;
 
 use chrono::NaiveDateTime;
-use diesel::Connection;
 use uuid::Uuid;
 
 use super::hashes::unusable_reason;
@@ -13,6 +12,8 @@ use super::{GroupRoles, ImportRow, ParsedRow, STAFF_ROLE, SUPERUSER_ROLE};
 use crate::accounts::model::{self, encode_roles, NewUser};
 use crate::accounts::password::{self, UNUSABLE_HASH};
 use crate::accounts::rules::{check_email, check_roles, check_username, username_key};
+use crate::accounts::service::created_event;
+use crate::audit::{self, Actor};
 use crate::db::DbConnection;
 use crate::error::is_unique_violation;
 use crate::roles::USER as DEFAULT_ROLE;
@@ -190,9 +191,14 @@ fn import_row(
         created_at: row.date_joined.unwrap_or(now),
         updated_at: now,
     };
-    let written = conn.transaction(|conn| match model::find_by_username_key(conn, &key)? {
+    let written = audit::transaction(conn, |conn| match model::find_by_username_key(conn, &key)? {
         Some(existing) => Ok(Err(existing.username)),
-        None => model::insert(conn, &new).map(Ok),
+        None => {
+            model::insert(conn, &new)?;
+            let user = model::find(conn, &id)?.ok_or(diesel::result::Error::NotFound)?;
+            let event = created_event(&Actor::system(), &user, now).detail("via", "import");
+            audit::record(conn, event).map(Ok)
+        }
     });
     match written {
         Ok(Ok(())) => {

@@ -42,9 +42,11 @@ pub async fn obtain_auth_token(state: web::Data<AppState>, req: HttpRequest, pay
         Err(other) => return other.error_response(),
     };
     let (keys, days) = (state.keys.clone(), state.settings.compat.drf_token_days);
-    let now = state.clock.now_db();
+    let (actor, now) = (state.actor(&req, Some(&user.id)), state.clock.now_db());
     let created = state
-        .db(move |conn| api_tokens::create(conn, keys.master(), &user.id, "api-token-auth", Some(days), now))
+        .db(move |conn| {
+            api_tokens::create_at_login(conn, keys.master(), &actor, &user, "api-token-auth", Some(days), now)
+        })
         .await;
     match created {
         Ok(created) => no_store(StatusCode::OK).json(json!({"token": created.secret.expose_secret()})),

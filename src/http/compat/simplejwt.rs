@@ -175,7 +175,7 @@ pub async fn blacklist(state: web::Data<AppState>, req: HttpRequest, payload: we
         Ok(false) => return token_not_valid(Refusal::Blacklisted),
         Err(err) => return drf_error(err, token_not_valid(Refusal::Invalid)),
     }
-    match flows::end_session(&state, token).await {
+    match flows::end_session(&state, &req, token).await {
         Ok(()) => respond(StatusCode::OK, json!({})),
         Err(err) => drf_error(err, token_not_valid(refusal_of_refresh(&state, token))),
     }

@@ -51,7 +51,8 @@ pub async fn register(
     let hash =
         state.hash_pool.run(slot, move || hasher.hash(password.expose_secret())).await?.map_err(ApiError::internal)?;
     let now = state.clock.now_db();
-    let user = state.db(move |conn| service::insert_user(conn, &registration, &hash, now)).await?;
+    let actor = state.actor(&req, None);
+    let user = state.db(move |conn| service::insert_user(conn, &actor, &registration, &hash, now)).await?;
     log::info!("registered user {}", user.id);
     Ok(HttpResponse::Created().json(user.view()))
 }
@@ -88,7 +89,8 @@ pub async fn change_password(
         .run(slot, move || service::new_password_hash(&hasher, &policy, &checked, new_password.expose_secret()))
         .await??;
     let (now, keep) = (state.clock.now_db(), caller.claims.sid.clone());
-    state.db(move |conn| account_changes::store_new_password(conn, &user, &new_hash, Some(&keep), now)).await?;
+    let actor = state.actor(&req, Some(&caller.user_id));
+    state.db(move |conn| account_changes::store_new_password(conn, &actor, &user, &new_hash, Some(&keep), now)).await?;
     log::info!("user {} changed their password; other sessions revoked", caller.user_id);
     Ok(HttpResponse::NoContent().finish())
 }

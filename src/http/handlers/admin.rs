@@ -1,6 +1,6 @@
 //! `/v1/admin/users...`: the admin API (Bearer with the `admin` role).
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
@@ -69,7 +69,8 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
 /// PATCH /v1/admin/users/{id}: disabling revokes all the user's sessions.
 pub async fn patch_user(
     state: web::Data<AppState>,
-    _admin: RequireAdmin,
+    req: HttpRequest,
+    admin: RequireAdmin,
     id: web::Path<Uuid>,
     body: web::Json<PatchUser>,
 ) -> Result<HttpResponse, ApiError> {
@@ -78,7 +79,8 @@ pub async fn patch_user(
         check_email(email).map_err(|e| ApiError::ValidationFailed(vec![e]))?;
     }
     let (id, changes, now) = (id.into_inner().to_string(), UserChanges { disabled, email }, state.clock.now_db());
-    let user = state.db(move |conn| account_changes::update_user(conn, &id, &changes, now)).await?;
+    let actor = state.actor(&req, Some(&admin.0.user_id));
+    let user = state.db(move |conn| account_changes::update_user(conn, &actor, &id, &changes, now)).await?;
     Ok(HttpResponse::Ok().json(user.view()))
 }
 
@@ -91,23 +93,27 @@ pub struct SetRoles {
 /// PUT /v1/admin/users/{id}/roles: takes effect in the user's next access token.
 pub async fn set_roles(
     state: web::Data<AppState>,
-    _admin: RequireAdmin,
+    req: HttpRequest,
+    admin: RequireAdmin,
     id: web::Path<Uuid>,
     body: web::Json<SetRoles>,
 ) -> Result<HttpResponse, ApiError> {
     let roles = check_roles(&body.roles).map_err(|e| ApiError::ValidationFailed(vec![e]))?;
     let (id, now) = (id.into_inner().to_string(), state.clock.now_db());
-    let user = state.db(move |conn| service::set_roles(conn, &id, &roles, now)).await?;
+    let actor = state.actor(&req, Some(&admin.0.user_id));
+    let user = state.db(move |conn| service::set_roles(conn, &actor, &id, &roles, now)).await?;
     Ok(HttpResponse::Ok().json(user.view()))
 }
 
 /// DELETE /v1/admin/users/{id}: its sessions and refresh tokens go with it.
 pub async fn delete_user(
     state: web::Data<AppState>,
-    _admin: RequireAdmin,
+    req: HttpRequest,
+    admin: RequireAdmin,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner().to_string();
-    state.db(move |conn| service::delete(conn, &id)).await?;
+    let (id, now) = (id.into_inner().to_string(), state.clock.now_db());
+    let actor = state.actor(&req, Some(&admin.0.user_id));
+    state.db(move |conn| service::delete(conn, &actor, &id, now)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -2,7 +2,7 @@
 //! `/v1/admin/users/{id}/api-tokens`.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::api_tokens::model::ApiToken;
 use crate::api_tokens::service::{self, CreatedApiToken};
+use crate::audit::Actor;
 use crate::error::ApiError;
 use crate::http::caller::{BearerCaller, Caller, RequireAdmin, Via};
 use crate::http::response::no_store;
@@ -45,11 +46,11 @@ fn created(created: CreatedApiToken) -> HttpResponse {
     no_store(StatusCode::CREATED).json(body)
 }
 
-async fn create(state: &AppState, user_id: String, body: CreateToken) -> Result<HttpResponse, ApiError> {
+async fn create(state: &AppState, actor: Actor, user_id: String, body: CreateToken) -> Result<HttpResponse, ApiError> {
     service::check_request(&body.name, body.expires_in_days)?;
     let (keys, now) = (state.keys.clone(), state.clock.now_db());
     let token = state
-        .db(move |conn| service::create(conn, keys.master(), &user_id, &body.name, body.expires_in_days, now))
+        .db(move |conn| service::create(conn, keys.master(), &actor, &user_id, &body.name, body.expires_in_days, now))
         .await?;
     log::info!("API token {} created for user {}", token.token.id, token.token.user_id);
     Ok(created(token))
@@ -62,9 +63,9 @@ async fn list(state: &AppState, user_id: String) -> Result<HttpResponse, ApiErro
     Ok(HttpResponse::Ok().json(json!({ "api_tokens": views })))
 }
 
-async fn revoke(state: &AppState, user_id: String, id: String) -> Result<HttpResponse, ApiError> {
+async fn revoke(state: &AppState, actor: Actor, user_id: String, id: String) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now_db();
-    state.db(move |conn| service::revoke(conn, &user_id, &id, now)).await?;
+    state.db(move |conn| service::revoke(conn, &actor, &user_id, &id, now)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -73,11 +74,13 @@ async fn revoke(state: &AppState, user_id: String, id: String) -> Result<HttpRes
 /// mint more tokens that outlive its revocation.
 pub async fn create_own(
     state: web::Data<AppState>,
+    req: HttpRequest,
     caller: BearerCaller,
     body: web::Json<CreateToken>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_password_login()?;
-    create(&state, caller.user_id.clone(), body.into_inner()).await
+    let actor = state.actor(&req, Some(&caller.user_id));
+    create(&state, actor, caller.user_id.clone(), body.into_inner()).await
 }
 
 /// GET /v1/auth/api-tokens (Bearer or Token).
@@ -88,21 +91,25 @@ pub async fn list_own(state: web::Data<AppState>, caller: Caller) -> Result<Http
 /// DELETE /v1/auth/api-tokens/{id} (Bearer or Token): only one's own.
 pub async fn revoke_own(
     state: web::Data<AppState>,
+    req: HttpRequest,
     caller: Caller,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    revoke(&state, caller.user_id, id.into_inner().to_string()).await
+    let actor = state.actor(&req, Some(&caller.user_id));
+    revoke(&state, actor, caller.user_id, id.into_inner().to_string()).await
 }
 
 /// POST /v1/admin/users/{id}/api-tokens
 pub async fn create_for_user(
     state: web::Data<AppState>,
+    req: HttpRequest,
     admin: RequireAdmin,
     id: web::Path<Uuid>,
     body: web::Json<CreateToken>,
 ) -> Result<HttpResponse, ApiError> {
     admin.0.require_password_login()?;
-    create(&state, id.into_inner().to_string(), body.into_inner()).await
+    let actor = state.actor(&req, Some(&admin.0.user_id));
+    create(&state, actor, id.into_inner().to_string(), body.into_inner()).await
 }
 
 /// GET /v1/admin/users/{id}/api-tokens
@@ -117,11 +124,13 @@ pub async fn list_for_user(
 /// DELETE /v1/admin/users/{id}/api-tokens/{token_id}
 pub async fn revoke_for_user(
     state: web::Data<AppState>,
-    _admin: RequireAdmin,
+    req: HttpRequest,
+    admin: RequireAdmin,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (user_id, token_id) = path.into_inner();
-    revoke(&state, user_id.to_string(), token_id.to_string()).await
+    let actor = state.actor(&req, Some(&admin.0.user_id));
+    revoke(&state, actor, user_id.to_string(), token_id.to_string()).await
 }
 
 /// POST /v1/auth/token-exchange: `Authorization: Token` in, a short-lived

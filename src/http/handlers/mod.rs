@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod api_tokens;
+pub mod audit;
 pub mod keys;
 pub mod meta;
 pub mod sessions;

@@ -99,7 +99,7 @@ pub async fn logout(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (token, _) = presented_refresh_token(&state, &req, payload).await?;
-    flows::end_session(&state, &token).await?;
+    flows::end_session(&state, &req, &token).await?;
     Ok(HttpResponse::NoContent().cookie(cookie::removal(state.settings.cookies.same_site)).finish())
 }
 
@@ -116,9 +116,13 @@ fn token_response(mut pair: TokenPair, delivery: Delivery, state: &AppState) -> 
 }
 
 /// POST /v1/auth/logout-all: revokes every session of the caller, this one too.
-pub async fn logout_all(state: web::Data<AppState>, caller: BearerCaller) -> Result<HttpResponse, ApiError> {
-    let now = state.clock.now_db();
-    state.db(move |conn| service::end_all_sessions(conn, &caller.user_id, now)).await?;
+pub async fn logout_all(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: BearerCaller,
+) -> Result<HttpResponse, ApiError> {
+    let (actor, now) = (state.actor(&req, Some(&caller.user_id)), state.clock.now_db());
+    state.db(move |conn| service::end_all_sessions(conn, &actor, now)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -132,10 +136,12 @@ pub async fn list(state: web::Data<AppState>, caller: BearerCaller) -> Result<Ht
 /// DELETE /v1/auth/sessions/{id}: only one's own.
 pub async fn delete(
     state: web::Data<AppState>,
+    req: HttpRequest,
     caller: BearerCaller,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, now) = (id.into_inner().to_string(), state.clock.now_db());
-    state.db(move |conn| service::revoke_own_session(conn, &caller.user_id, &id, now)).await?;
+    let actor = state.actor(&req, Some(&caller.user_id));
+    state.db(move |conn| service::revoke_own_session(conn, &actor, &id, now)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
