@@ -4,7 +4,9 @@
 pub mod accounts;
 pub mod admin;
 pub mod api_tokens;
+pub mod clients;
 pub mod keys;
 pub mod meta;
+pub mod oauth;
 pub mod sessions;
 pub mod status_lists;
