@@ -62,7 +62,8 @@ impl NewClient {
             errors.push(e);
             Vec::new()
         });
-        let audience_ok = |a: &String| !a.is_empty() && a.len() <= MAX_AUDIENCE_LEN && a.chars().all(|c| c.is_ascii_graphic());
+        let audience_ok =
+            |a: &String| !a.is_empty() && a.len() <= MAX_AUDIENCE_LEN && a.chars().all(|c| c.is_ascii_graphic());
         if audiences.len() > MAX_AUDIENCES || !audiences.iter().all(audience_ok) {
             errors.push(FieldError::new(
                 "audiences",

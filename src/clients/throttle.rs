@@ -59,8 +59,7 @@ impl<K: Hash + Eq + Clone> FailureCounter<K> {
             let window = self.window;
             entries.retain(|_, e| e.locked_until.is_some_and(|u| u > now) || e.window_start + window > now);
         }
-        let entry =
-            entries.entry(key.clone()).or_insert(Entry { failures: 0, window_start: now, locked_until: None });
+        let entry = entries.entry(key.clone()).or_insert(Entry { failures: 0, window_start: now, locked_until: None });
         if entry.window_start + self.window <= now && entry.locked_until.is_none_or(|u| u <= now) {
             *entry = Entry { failures: 0, window_start: now, locked_until: None };
         }

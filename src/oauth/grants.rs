@@ -74,11 +74,12 @@ pub fn client_credentials(
 ) -> Result<Issued, OAuthError> {
     let roles = granted_roles(client, scope)?;
     let aud = target(settings, client, audience)?;
-    let session = clients::session_for_token(conn, client, revocation.enabled, revocation.list_size, now)
-        .map_err(|err| match err {
+    let session = clients::session_for_token(conn, client, revocation.enabled, revocation.list_size, now).map_err(
+        |err| match err {
             ApiError::NotFound => OAuthError::InvalidClient,
             other => other.into(),
-        })?;
+        },
+    )?;
     let now_unix = now.and_utc().timestamp();
     let exp = (now_unix + settings.access_ttl_secs).min(session.expires_at.and_utc().timestamp());
     let scope = roles.join(" ");

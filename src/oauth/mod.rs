@@ -53,9 +53,7 @@ impl OAuthError {
             OAuthError::UnsupportedGrantType => "unsupported_grant_type",
             OAuthError::InvalidScope(_) => "invalid_scope",
             OAuthError::InvalidTarget(_) => "invalid_target",
-            OAuthError::TooManyRequests { .. } | OAuthError::Api(ApiError::Unavailable(_)) => {
-                "temporarily_unavailable"
-            }
+            OAuthError::TooManyRequests { .. } | OAuthError::Api(ApiError::Unavailable(_)) => "temporarily_unavailable",
             OAuthError::Api(_) => "server_error",
         }
     }
@@ -82,10 +80,12 @@ impl OAuthError {
 impl From<ApiError> for OAuthError {
     fn from(err: ApiError) -> Self {
         match err {
-            ApiError::InvalidRefreshToken => OAuthError::InvalidGrant("The refresh token is invalid, expired or revoked.".into()),
-            ApiError::RefreshTokenReused => OAuthError::InvalidGrant(
-                "This refresh token was already used; its session has been revoked.".into(),
-            ),
+            ApiError::InvalidRefreshToken => {
+                OAuthError::InvalidGrant("The refresh token is invalid, expired or revoked.".into())
+            }
+            ApiError::RefreshTokenReused => {
+                OAuthError::InvalidGrant("This refresh token was already used; its session has been revoked.".into())
+            }
             ApiError::TooManyRequests { retry_after_secs } => OAuthError::TooManyRequests { retry_after_secs },
             ApiError::PayloadTooLarge => OAuthError::PayloadTooLarge,
             ApiError::MalformedRequest(why) => OAuthError::InvalidRequest(why),

@@ -160,7 +160,8 @@ async fn admins_create_list_rotate_and_delete_clients(app: TestApp) {
     // Rotation: the old secret stops, the new one works.
     let old = ClientCreds { id: id.to_owned(), secret: secret.to_owned() };
     assert!(!cc_token(&app, &old).await.is_empty());
-    let res = app.client.post(app.url(&format!("/v1/admin/clients/{id}/secret"))).bearer_auth(&admin).send().await.unwrap();
+    let res =
+        app.client.post(app.url(&format!("/v1/admin/clients/{id}/secret"))).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let rotated: Value = res.json().await.unwrap();
     assert_eq!(rotated["client_id"], id);
@@ -386,7 +387,8 @@ async fn bad_input_gets_rfc_6749_errors_never_problem_documents(app: TestApp) {
         assert_oauth_error(res, 405, "invalid_request").await;
     }
     // The same rules on introspection and revocation.
-    let res = app.client.post(app.url("/oauth/introspect")).basic_auth(&c.id, Some(&c.secret)).json(&json!({"token": "x"}));
+    let res =
+        app.client.post(app.url("/oauth/introspect")).basic_auth(&c.id, Some(&c.secret)).json(&json!({"token": "x"}));
     assert_oauth_error(res.send().await.unwrap(), 400, "invalid_request").await;
     let res = basic(&app, "/oauth/introspect", &c, &[]).send().await.unwrap();
     assert_oauth_error(res, 400, "invalid_request").await;

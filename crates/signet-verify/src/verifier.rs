@@ -335,7 +335,11 @@ impl Verifier {
     /// issuer's own introspection and revocation endpoints, which answer for
     /// tokens narrowed to other audiences (token exchange). Resource servers
     /// use [`verify`](Self::verify), which checks the audience.
-    pub fn verify_any_audience<C: DeserializeOwned + TimeBound>(&self, token: &str, typ: &str) -> Result<C, VerifyError> {
+    pub fn verify_any_audience<C: DeserializeOwned + TimeBound>(
+        &self,
+        token: &str,
+        typ: &str,
+    ) -> Result<C, VerifyError> {
         if token.is_empty() {
             return Err(VerifyError::Empty);
         }

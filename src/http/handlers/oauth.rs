@@ -167,9 +167,8 @@ fn client_auth(req: &HttpRequest, form: &Form) -> Result<ClientAuth, OAuthError>
         if !scheme.eq_ignore_ascii_case("basic") {
             return Err(OAuthError::InvalidClient);
         }
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .map_err(|_| OAuthError::InvalidClient)?;
+        let decoded =
+            base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|_| OAuthError::InvalidClient)?;
         let decoded = String::from_utf8(decoded).map_err(|_| OAuthError::InvalidClient)?;
         let (id, secret) = decoded.split_once(':').ok_or(OAuthError::InvalidClient)?;
         let (id, secret) = (
@@ -177,7 +176,9 @@ fn client_auth(req: &HttpRequest, form: &Form) -> Result<ClientAuth, OAuthError>
             decode(secret.as_bytes()).map_err(|_| OAuthError::InvalidClient)?,
         );
         if form.get("client_secret").is_some() {
-            return Err(OAuthError::InvalidRequest("Authenticate with one method only: Basic or client_secret.".into()));
+            return Err(OAuthError::InvalidRequest(
+                "Authenticate with one method only: Basic or client_secret.".into(),
+            ));
         }
         if form.get("client_id").is_some_and(|body_id| body_id != id) {
             return Err(OAuthError::InvalidRequest("The client_id in the body differs from the Basic one.".into()));
