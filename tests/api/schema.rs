@@ -50,6 +50,7 @@ fn both_migration_trees_produce_the_same_tables_and_columns() {
         sqlite.keys().collect::<Vec<_>>(),
         [
             "api_tokens",
+            "clients",
             "login_throttle",
             "refresh_tokens",
             "sessions",
