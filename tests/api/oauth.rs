@@ -671,6 +671,24 @@ async fn revocation_follows_rfc_7009(app: TestApp) {
     assert_ne!(claims_of(&next)["sid"], claims_of(&token)["sid"]);
     assert_eq!(introspect(&app, &gateway, &next).await["active"], true);
 
+    // An access token exchanged for an API token: the API token is revoked.
+    let access = app.login_ok("alice").await.access;
+    let res = app.client.post(app.url("/v1/auth/api-tokens")).bearer_auth(&access).json(&json!({"name": "ci"}));
+    let api_token = res.send().await.unwrap().json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+    let res = app
+        .client
+        .post(app.url("/v1/auth/token-exchange"))
+        .header("authorization", format!("Token {api_token}"))
+        .send()
+        .await
+        .unwrap();
+    let exchanged = res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(introspect(&app, &gateway, &exchanged).await["active"], true);
+    assert_eq!(revoke(&app, &gateway, &exchanged).await.status(), StatusCode::OK);
+    assert_eq!(introspect(&app, &gateway, &exchanged).await, json!({"active": false}));
+    let res = app.client.get(app.url("/v1/auth/api-tokens")).header("authorization", format!("Token {api_token}"));
+    assert_problem(res.send().await.unwrap(), 401, "invalid_token").await;
+
     // Without client authentication (and not the public client): 401.
     let res = form(&app, "/oauth/revoke", &[("token", &next)]).send().await.unwrap();
     assert_oauth_error(res, 401, "invalid_client").await;

@@ -11,7 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use base64::Engine;
 use secrecy::SecretString;
 use serde_json::json;
-use signet_verify::{AccessClaims, ACCESS_TOKEN_TYPE as AT_JWT};
+use signet_verify::{AccessClaims, VerifyError, ACCESS_TOKEN_TYPE as AT_JWT};
 
 use crate::clients::model::Client;
 use crate::clients::service as clients;
@@ -233,16 +233,33 @@ async fn authenticate(state: &AppState, req: &HttpRequest, auth: ClientAuth) -> 
 }
 
 /// Verifies a presented token as an access token (any audience of this
-/// issuer) or a refresh token; None if it is neither, or not valid now.
-fn verify_presented(state: &AppState, token: &str) -> Option<Verified> {
-    if let Ok(claims) = state.verifier().verify_any_audience::<AccessClaims>(token, AT_JWT) {
-        let status = match &claims.status {
-            Some(status) => state.status_lists.parse_ref(&status.status_list).map(Some).ok_or(()),
-            None => Ok(None),
-        };
-        return Some(Verified::Access(Box::new(claims), status));
+/// issuer) or a refresh token; None if it is neither, or not valid now. A
+/// `kid` this instance does not know yet (another instance just rotated)
+/// triggers one key reload, as for refreshes.
+async fn verify_presented(state: &AppState, token: &str) -> Option<Verified> {
+    let verified = verify_once(state, token);
+    if verified.as_ref().err() != Some(&VerifyError::UnknownKid) {
+        return verified.ok();
     }
-    verify_refresh(state.verifier(), &state.settings.tokens.issuer, token).ok().map(Verified::Refresh)
+    let keys = state.keys.clone();
+    state.blocking(move || keys.reload_for_unknown_kid()).await.ok()?.ok()?;
+    verify_once(state, token).ok()
+}
+
+fn verify_once(state: &AppState, token: &str) -> Result<Verified, VerifyError> {
+    match state.verifier().verify_any_audience::<AccessClaims>(token, AT_JWT) {
+        Ok(claims) => {
+            let status = match &claims.status {
+                Some(status) => state.status_lists.parse_ref(&status.status_list).map(Some).ok_or(()),
+                None => Ok(None),
+            };
+            Ok(Verified::Access(Box::new(claims), status))
+        }
+        Err(VerifyError::WrongType) => {
+            verify_refresh(state.verifier(), &state.settings.tokens.issuer, token).map(Verified::Refresh)
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// POST /oauth/token
@@ -350,7 +367,7 @@ async fn token_exchange(
     }
     let audience = form.required("audience")?.to_owned();
     let invalid_subject = || OAuthError::InvalidGrant("The subject_token is not a valid access token.".into());
-    let Some(Verified::Access(subject, status)) = verify_presented(state, subject_token) else {
+    let Some(Verified::Access(subject, status)) = verify_presented(state, subject_token).await else {
         return Err(invalid_subject());
     };
     let status = status.map_err(|()| invalid_subject())?;
@@ -374,7 +391,7 @@ pub async fn introspect(
     let auth = client_auth(&req, &form)?;
     authenticate(&state, &req, auth).await?;
     let token = form.required("token")?;
-    let answer = match verify_presented(&state, token) {
+    let answer = match verify_presented(&state, token).await {
         None => introspection::Introspection::inactive(),
         Some(verified) => {
             let (first_party, now) = (state.settings.tokens.client_id.clone(), state.clock.now_db());
@@ -400,7 +417,7 @@ pub async fn revoke(
         }
     }
     let token = form.required("token")?;
-    if let Some(verified) = verify_presented(&state, token) {
+    if let Some(verified) = verify_presented(&state, token).await {
         let now = state.clock.now_db();
         if db(&state, move |conn| Ok(introspection::revoke(conn, verified, now)?)).await? {
             metrics::record(&req, Event::Revoked("oauth_revoke"));
