@@ -24,6 +24,7 @@ backend_tests!(
     derived_tokens_cannot_create_clients_or_api_tokens,
     discovery_names_the_oauth_endpoints,
     failed_client_authentication_is_throttled_without_locking_out_the_client,
+    the_cli_creates_lists_rotates_and_deletes_clients,
 );
 
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -818,4 +819,54 @@ async fn failed_client_authentication_is_throttled_without_locking_out_the_clien
     // The lock ends.
     app.clock.advance(TimeDelta::seconds(61));
     assert!(!cc_token(&app, &c).await.is_empty());
+}
+
+fn signet_cli(db_url: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_signet"))
+        .args(args)
+        .env("SIGNET__DATABASE__URL", db_url)
+        .env("SIGNET__KEYS__MASTER_KEY", crate::helpers::TEST_MASTER_KEY)
+        .env_remove("DATABASE_URL")
+        .env_remove("SIGNET_CONFIG")
+        .output()
+        .expect("signet binary runs")
+}
+
+fn printed(out: &std::process::Output, field: &str) -> String {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let prefix = format!("{field}: ");
+    stdout.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap_or_else(|| panic!("no {field} in {stdout}")).to_owned()
+}
+
+async fn the_cli_creates_lists_rotates_and_deletes_clients(app: TestApp) {
+    // A fresh database: the command migrates it first; the server then uses it.
+    let db = crate::helpers::TestDb::create(app.backend);
+    let url = db.url().to_owned();
+    let out = signet_cli(&url, &["clients", "create", "reports", "--role", "reports.read", "--audience", "orders"]);
+    let c = ClientCreds { id: printed(&out, "client_id"), secret: printed(&out, "client_secret") };
+    let out = signet_cli(&url, &["clients", "create", "bad", "--role", "Not A Role"]);
+    assert!(!out.status.success());
+    let out = signet_cli(&url, &["clients", "list"]);
+    let listing = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(listing.contains(&c.id) && listing.contains("reports.read") && !listing.contains(&c.secret), "{listing}");
+
+    let app = TestApp::spawn_on(app.backend, db).await;
+    let token = cc_token(&app, &c).await;
+    assert_eq!(claims_of(&token)["roles"], json!(["reports.read"]));
+
+    let out = signet_cli(&url, &["clients", "rotate-secret", &c.id]);
+    let rotated = ClientCreds { id: c.id.clone(), secret: printed(&out, "client_secret") };
+    let res = basic(&app, "/oauth/token", &c, &[("grant_type", "client_credentials")]).send().await.unwrap();
+    assert_oauth_error(res, 401, "invalid_client").await;
+    assert_eq!(introspect(&app, &rotated, &token).await, json!({"active": false}));
+    let token = cc_token(&app, &rotated).await;
+
+    let out = signet_cli(&url, &["clients", "delete", &c.id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = signet_cli(&url, &["clients", "delete", &c.id]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no client"));
+    assert!(status_invalid(&app, &token));
+    let res = basic(&app, "/oauth/token", &rotated, &[("grant_type", "client_credentials")]).send().await.unwrap();
+    assert_oauth_error(res, 401, "invalid_client").await;
 }
