@@ -25,6 +25,8 @@ fn claims() -> AccessClaims {
         preferred_username: Some("alice".into()),
         amr: Vec::new(),
         status: None,
+        scope: None,
+        act: None,
     }
 }
 

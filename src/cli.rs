@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::accounts::password::{PasswordHasher, PasswordPolicy};
 use crate::accounts::{self, import};
+use crate::clients;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::db::{self, DbConnection};
@@ -44,6 +45,9 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage OAuth clients (service accounts).
+    #[command(subcommand)]
+    Clients(ClientsCommand),
     /// Purge what has expired once (what every instance does every
     /// maintenance.interval_secs) and print the counts.
     Gc,
@@ -63,6 +67,26 @@ pub enum KeysCommand {
     },
     /// Compromise: stop signing and verifying with KID at once and erase it.
     Retire { kid: String },
+}
+
+#[derive(Subcommand)]
+pub enum ClientsCommand {
+    /// Create a client; prints its client_id and client_secret (shown once).
+    Create {
+        name: String,
+        /// A role its client-credentials tokens may carry; repeatable.
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+        /// An audience it may exchange tokens for; repeatable.
+        #[arg(long = "audience", value_name = "AUDIENCE")]
+        audiences: Vec<String>,
+    },
+    /// List clients (never their secrets).
+    List,
+    /// Delete a client; its tokens' session is revoked.
+    Delete { client_id: String },
+    /// Give a client a new secret (printed once); the old one and its tokens stop.
+    RotateSecret { client_id: String },
 }
 
 #[derive(Subcommand)]
@@ -160,6 +184,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(command) => keys_command(&settings, command),
+        Command::Clients(command) => clients_command(&settings, command),
         Command::Gc => {
             let mut conn = open(&settings)?;
             let pace = maintenance::Pace::for_backend(&conn);
@@ -213,6 +238,48 @@ fn keys_command(settings: &Settings, command: KeysCommand) -> anyhow::Result<()>
             for event in keys::commands::retire(&mut conn, &master()?, &schedule, &kid, now)? {
                 println!("{event}");
             }
+        }
+    }
+    Ok(())
+}
+
+fn clients_command(settings: &Settings, command: ClientsCommand) -> anyhow::Result<()> {
+    let mut conn = open(settings)?;
+    let now = SystemClock.now_db();
+    let master = |conn: &mut DbConnection| -> anyhow::Result<MasterKey> {
+        MasterKey::load(&settings.keys, keys::model::count(conn)? == 0)
+    };
+    let print_secret = |created: &clients::service::WithSecret| {
+        println!("client_id: {}", created.client.id);
+        println!("client_secret: {}", created.secret.expose_secret());
+    };
+    match command {
+        ClientsCommand::Create { name, roles, audiences } => {
+            let master = master(&mut conn)?;
+            let created = clients::commands::create(&mut conn, &master, &name, &roles, &audiences, now)?;
+            print_secret(&created);
+        }
+        ClientsCommand::List => {
+            println!("{:<36} {:<24} {:<8} {:<30} AUDIENCES", "CLIENT_ID", "NAME", "DISABLED", "ROLES");
+            for client in clients::commands::list(&mut conn)? {
+                println!(
+                    "{:<36} {:<24} {:<8} {:<30} {}",
+                    client.id,
+                    client.name,
+                    client.disabled,
+                    client.role_list().join(","),
+                    client.audience_list().join(",")
+                );
+            }
+        }
+        ClientsCommand::Delete { client_id } => {
+            clients::commands::delete(&mut conn, &client_id, now)?;
+            println!("deleted client {client_id}");
+        }
+        ClientsCommand::RotateSecret { client_id } => {
+            let master = master(&mut conn)?;
+            let rotated = clients::commands::rotate_secret(&mut conn, &master, &client_id, now)?;
+            print_secret(&rotated);
         }
     }
     Ok(())

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod api_tokens;
 pub mod audit;
 pub mod cli;
+pub mod clients;
 pub mod clock;
 pub mod config;
 pub mod db;
@@ -16,6 +17,7 @@ pub mod keys;
 pub mod lifecycle;
 pub mod logging;
 pub mod maintenance;
+pub mod oauth;
 pub mod roles;
 pub mod sessions;
 pub mod status_lists;
@@ -31,6 +33,7 @@ use anyhow::Context;
 
 use crate::accounts::password::{PasswordHasher, PasswordPolicy};
 use crate::accounts::throttle::ThrottlePolicy;
+use crate::clients::throttle::ClientThrottle;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::http::hash_pool::HashPool;
@@ -96,6 +99,7 @@ impl Application {
             dummy_hash: Arc::default(),
             throttle: ThrottlePolicy::from_settings(&settings.throttle),
             rate_limits: RateLimits::from_settings(&settings.throttle),
+            client_throttle: ClientThrottle::from_settings(&settings.throttle),
             status_lists,
             metrics: Arc::new(Metrics::new()),
             shutdown: shutdown.clone(),

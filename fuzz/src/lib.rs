@@ -52,6 +52,8 @@ pub fn keyed() -> &'static Keyed {
             preferred_username: None,
             amr: Vec::new(),
             status: None,
+            scope: None,
+            act: None,
         };
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(KID.into());

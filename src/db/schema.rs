@@ -32,6 +32,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    clients (id) {
+        id -> Text,
+        name -> Text,
+        secret_hash -> Text,
+        roles -> Text,
+        audiences -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        disabled -> Bool,
+        session_id -> Nullable<Text>,
+        session_expires_at -> Nullable<Timestamp>,
+        status_list -> Nullable<BigInt>,
+        status_idx -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
     login_throttle (username_key) {
         username_key -> Text,
         failures -> Integer,
@@ -127,6 +144,7 @@ diesel::joinable!(status_entries -> status_lists (list_id));
 diesel::allow_tables_to_appear_in_same_query!(
     api_tokens,
     audit_events,
+    clients,
     login_throttle,
     refresh_tokens,
     sessions,

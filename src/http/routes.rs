@@ -7,7 +7,7 @@ use actix_web::{web, FromRequest, Handler, HttpRequest, HttpResponse, Resource, 
 use serde_json::json;
 
 use super::compat;
-use super::handlers::{accounts, admin, api_tokens, audit, keys, meta, sessions, status_lists};
+use super::handlers::{accounts, admin, api_tokens, audit, clients, keys, meta, oauth, sessions, status_lists};
 use super::state::AppState;
 use crate::error::ApiError;
 
@@ -36,6 +36,12 @@ fn table() -> Vec<Endpoint> {
         E::new("/v1/admin/users/{id}/api-tokens").get(api_tokens::list_for_user).post(api_tokens::create_for_user),
         E::new("/v1/admin/users/{id}/api-tokens/{token_id}").delete(api_tokens::revoke_for_user),
         E::new("/v1/admin/audit").get(audit::list),
+        E::new("/v1/admin/clients").get(clients::list).post(clients::create),
+        E::new("/v1/admin/clients/{client_id}").delete(clients::delete),
+        E::new("/v1/admin/clients/{client_id}/secret").post(clients::rotate_secret),
+        E::oauth("/oauth/token").post(oauth::token),
+        E::oauth("/oauth/introspect").post(oauth::introspect),
+        E::oauth("/oauth/revoke").post(oauth::revoke),
         E::new("/v1/status-lists/events").get(status_lists::events),
         E::new("/v1/status-lists/{n}").get(status_lists::get_list),
         E::new("/.well-known/jwks.json").get(keys::jwks),
@@ -80,6 +86,8 @@ enum Wire {
     Signet,
     /// The compat routes: DRF's `{"detail": "Method \"GET\" not allowed."}`.
     Drf,
+    /// `/oauth/*`: RFC 6749 error objects, never problem documents.
+    OAuth,
 }
 
 /// One path of `table` and the routes registered on it.
@@ -96,6 +104,10 @@ impl Endpoint {
 
     fn drf(path: &'static str) -> Self {
         Endpoint { wire: Wire::Drf, ..Endpoint::new(path) }
+    }
+
+    fn oauth(path: &'static str) -> Self {
+        Endpoint { wire: Wire::OAuth, ..Endpoint::new(path) }
     }
 
     fn on<F, Args>(mut self, method: Method, handler: F) -> Self
@@ -162,6 +174,7 @@ impl Endpoint {
 fn method_not_allowed(req: &HttpRequest, wire: Wire, allow: &str) -> HttpResponse {
     let mut response = match wire {
         Wire::Signet => ApiError::MethodNotAllowed.error_response(),
+        Wire::OAuth => oauth::method_not_allowed(),
         Wire::Drf => {
             let compat_on = req.app_data::<web::Data<AppState>>().is_some_and(|s| {
                 if req.path() == "/api-token-auth/" {

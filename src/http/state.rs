@@ -14,6 +14,7 @@ use super::rate_limit::{Endpoint, RateLimits};
 use crate::accounts::password::{PasswordHasher, PasswordPolicy};
 use crate::accounts::throttle::ThrottlePolicy;
 use crate::audit::Actor;
+use crate::clients::throttle::ClientThrottle;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::db::{DbConnection, Pool};
@@ -39,6 +40,9 @@ pub struct AppState {
     pub throttle: ThrottlePolicy,
     /// None when `throttle.enabled` is off.
     pub rate_limits: Option<RateLimits>,
+    /// Failed client authentications per IP and per client id; None when
+    /// `throttle.enabled` is off.
+    pub client_throttle: Option<ClientThrottle>,
     /// Signed status lists, their version poll and event stream.
     pub status_lists: Arc<StatusLists>,
     pub metrics: Arc<Metrics>,

@@ -379,7 +379,7 @@ pub fn end_all_sessions(conn: &mut DbConnection, actor: &Actor, now: NaiveDateTi
 
 /// Whether an access token of session `sid` carrying `status` may still be
 /// honoured by signet's own routes: its session (or API token, for
-/// `api-token:<id>`) is live and still holds that very index (a role change
+/// `api-token:<id>`, or client, for `client:<client_id>:..`) is live and still holds that very index (a role change
 /// or revocation moved or flipped it). One primary-key read, so a revocation
 /// on any instance is refused at once.
 pub fn is_access_live(
@@ -394,6 +394,15 @@ pub fn is_access_live(
         };
         let live = token.revoked_at.is_none() && token.expires_at.is_none_or(|at| at > now);
         return Ok(live && (status.is_none() || status::api_token_index(conn, token_id)? == status));
+    }
+    if let Some(client_id) = crate::clients::client_of_session(sid) {
+        // A client-credentials token: its client's current session.
+        let Some(client) = crate::clients::model::find(conn, client_id)? else {
+            return Ok(false);
+        };
+        let live = !client.disabled && client.live_session(now).is_some_and(|s| s.id == sid);
+        let index = client.status_list.zip(client.status_idx).map(|(list, idx)| StatusRef { list, idx });
+        return Ok(live && (status.is_none() || index == status));
     }
     let Some(session) = model::find_session(conn, sid)? else {
         return Ok(false);

@@ -143,11 +143,21 @@ pub fn mint_access(
         roles: subject.roles.clone(),
         preferred_username: Some(subject.username.to_owned()),
         amr: subject.amr.iter().map(|m| (*m).to_owned()).collect(),
-        status: subject.status.map(|s| Status {
-            status_list: StatusListRef { idx: s.idx as u64, uri: list_uri(&settings.issuer, s.list) },
-        }),
+        status: subject.status.map(|s| status_claim(&settings.issuer, s)),
+        scope: None,
+        act: None,
     };
-    Ok((encode(&header(key, signet_verify::ACCESS_TOKEN_TYPE), &access, &key.encoding)?, expires_at))
+    Ok((sign_access(key, &access)?, expires_at))
+}
+
+/// The `status` claim of a token holding index `entry`.
+pub fn status_claim(issuer: &str, entry: StatusRef) -> Status {
+    Status { status_list: StatusListRef { idx: entry.idx as u64, uri: list_uri(issuer, entry.list) } }
+}
+
+/// Signs access-token claims built elsewhere (the OAuth grants) as `at+jwt`.
+pub fn sign_access(key: &SigningKey, claims: &AccessClaims) -> anyhow::Result<String> {
+    Ok(encode(&header(key, signet_verify::ACCESS_TOKEN_TYPE), claims, &key.encoding)?)
 }
 
 fn header(key: &SigningKey, typ: &str) -> Header {

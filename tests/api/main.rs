@@ -24,6 +24,7 @@ mod interop;
 mod keys;
 mod logs;
 mod metrics;
+mod oauth;
 mod openapi;
 mod proptests;
 mod purge;

@@ -604,6 +604,8 @@ fn access_claims() -> AccessClaims {
         preferred_username: Some("alice".into()),
         amr: Vec::new(),
         status: None,
+        scope: None,
+        act: None,
     }
 }
 

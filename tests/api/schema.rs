@@ -51,6 +51,7 @@ fn both_migration_trees_produce_the_same_tables_and_columns() {
         [
             "api_tokens",
             "audit_events",
+            "clients",
             "login_throttle",
             "refresh_tokens",
             "sessions",

@@ -216,6 +216,8 @@ mod tests {
             preferred_username: None,
             amr: Vec::new(),
             status: None,
+            scope: None,
+            act: None,
         })
     }
 

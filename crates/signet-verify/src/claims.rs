@@ -46,6 +46,21 @@ pub struct AccessClaims {
     /// List): a list URI and an index in it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Status>,
+    /// RFC 9068 `scope`: the granted roles, space-separated (tokens issued
+    /// to OAuth clients).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// RFC 8693 §4.1 `act`: the client acting for `sub` (token exchange).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+}
+
+/// The `act` claim of RFC 8693: who acts, and (nested) for whom it acted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Box<Actor>>,
 }
 
 /// The RFC 8176 `amr` value of a password login.

@@ -72,7 +72,7 @@ pub mod actix;
 pub mod remote;
 
 pub use builder::VerifierBuilder;
-pub use claims::{AccessClaims, Audience, Status, StatusListRef, AMR_PASSWORD};
+pub use claims::{AccessClaims, Actor, Audience, Status, StatusListRef, AMR_PASSWORD};
 pub use error::{BuildError, VerifyError};
 pub use keys::{KeyError, KeySet};
 pub use refresh::{FetchError, FetchJwks, Fetched, KeySourceStats, KeysRefreshed, RefreshPolicy};

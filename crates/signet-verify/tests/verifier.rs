@@ -227,3 +227,33 @@ fn pem_keys_verify_their_algorithm() {
         assert!(Verifier::builder(rules()).pem("pem-key", wrong, key.pem.as_bytes()).build().is_err());
     }
 }
+
+/// The issuer's own introspection: any audience, every other rule still applies.
+#[test]
+fn verify_any_audience_skips_only_the_audience() {
+    let key = TestKey::es256("k1");
+    let other = TestKey::es256("k2");
+    let t = now();
+    let clock = ManualClock::at(t);
+    let verifier = verifier_for(&[&key], &clock, 0);
+    let mut narrowed = claims(t, &["user"]);
+    narrowed.aud = signet_verify::Audience::One("https://orders.example".into());
+    narrowed.scope = Some("user".into());
+    narrowed.act = Some(signet_verify::Actor { sub: "gateway".into(), act: None });
+    let token = key.sign(&narrowed);
+    assert_eq!(verifier.verify(&token), Err(VerifyError::WrongAudience));
+    let got = verifier.verify_any_audience::<signet_verify::AccessClaims>(&token, "at+jwt").unwrap();
+    assert_eq!(got, narrowed, "scope and act round-trip");
+
+    let mut foreign = narrowed.clone();
+    foreign.iss = "https://evil.example".into();
+    let any = |token: &str| verifier.verify_any_audience::<signet_verify::AccessClaims>(token, "at+jwt");
+    assert_eq!(any(&key.sign(&foreign)), Err(VerifyError::WrongIssuer));
+    assert_eq!(any(&other.sign(&narrowed)), Err(VerifyError::UnknownKid));
+    let mut expired = narrowed.clone();
+    expired.exp = t - 31;
+    assert_eq!(any(&key.sign(&expired)), Err(VerifyError::Expired));
+    let mut header = key.header();
+    header.typ = Some("refresh+jwt".into());
+    assert_eq!(any(&key.sign_with(&header, &narrowed)), Err(VerifyError::WrongType));
+}

@@ -28,22 +28,30 @@ pub async fn jwks(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
         .json(&*snapshot.jwks)
 }
 
-/// Metadata shared by both discovery documents. signet's token endpoint is the
-/// password login; refresh is `/v1/auth/refresh` (documented in the README).
+/// Metadata shared by both discovery documents (RFC 8414). The token endpoint
+/// is the OAuth one (client credentials, refresh, token exchange); signet's
+/// first-party password login stays `POST /v1/auth/login` (JSON), named in
+/// `signet_login_endpoint` and documented in the README.
 fn metadata(state: &AppState) -> serde_json::Value {
     let issuer = &state.settings.tokens.issuer;
     let algorithms = state.keys.algorithms();
+    let client_auth = ["client_secret_basic", "client_secret_post"];
     json!({
         "issuer": issuer,
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-        "token_endpoint": format!("{issuer}/v1/auth/login"),
-        "revocation_endpoint": format!("{issuer}/v1/auth/logout"),
-        "grant_types_supported": ["password", "refresh_token"],
+        "token_endpoint": format!("{issuer}/oauth/token"),
+        "introspection_endpoint": format!("{issuer}/oauth/introspect"),
+        "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+        "signet_login_endpoint": format!("{issuer}/v1/auth/login"),
+        "grant_types_supported": ["client_credentials", "refresh_token", crate::oauth::TOKEN_EXCHANGE_GRANT],
         "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": ["none"],
+        "token_endpoint_auth_methods_supported": client_auth,
+        "introspection_endpoint_auth_methods_supported": client_auth,
+        // The public client (`tokens.client_id`) revokes with its client_id alone.
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "id_token_signing_alg_values_supported": algorithms,
         "subject_types_supported": ["public"],
-        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "sid", "roles", "preferred_username"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "sid", "roles", "preferred_username", "scope", "act", "status"],
     })
 }
 

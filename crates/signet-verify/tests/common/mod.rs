@@ -108,6 +108,8 @@ pub fn claims(now: i64, roles: &[&str]) -> AccessClaims {
         preferred_username: Some("alice".to_owned()),
         amr: Vec::new(),
         status: None,
+        scope: None,
+        act: None,
     }
 }
 
