@@ -5,7 +5,7 @@
 # check-out SELECT 1), transactions, rows written, bytes of WAL
 # (pg_current_wal_lsn before/after), WAL flushes (pg_stat_wal.wal_sync), pages
 # dirtied (written by a CHECKPOINT after the phase) and PostgreSQL CPU time
-# (/proc of every postgres process), each divided by N.
+# (/proc of the backends serving signet's pool), each divided by N.
 #
 # A throwaway PostgreSQL 15 cluster (initdb into a temp dir, own port, stock
 # settings plus pg_stat_statements) and one release signet whose background
@@ -69,7 +69,8 @@ def sql(q):
     return subprocess.run(psql + ["-c", q], check=True, capture_output=True, text=True).stdout.strip()
 
 def pg_cpu():
-    """CPU seconds of every process of the cluster (postmaster and its children)."""
+    """CPU seconds of the backends serving signet's pool (their process title
+    names the database); the cluster's background processes are left out."""
     total = 0
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -77,7 +78,7 @@ def pg_cpu():
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 cmd = f.read()
-            if not (cmd.startswith(b"postgres") or b"/postgres\0" in cmd):
+            if not (cmd.startswith(b"postgres: ") and b" signet " in cmd):
                 continue
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
@@ -100,7 +101,7 @@ def snapshot():
         calls, rows, query = line.split("|", 2)
         stmts[query] = (int(calls), int(rows))
     return {"lsn": row[0], "xacts": int(row[1]), "wal_sync": int(row[2]), "fpi": int(row[3]),
-            "records": int(row[4]), "stmts": stmts, "cpu": pg_cpu()}
+            "records": int(row[4]), "stmts": stmts}
 
 def call(method, path, body=None, token=None):
     headers = {"content-type": "application/json"}
@@ -123,10 +124,10 @@ def phase(name, op):
     sql("CHECKPOINT")
     before = snapshot()
     buffers_before = int(sql("SELECT buffers_checkpoint FROM pg_stat_bgwriter"))
-    start = time.time()
+    cpu_before, start = pg_cpu(), time.time()
     for i in range(N):
         op(i)
-    elapsed = time.time() - start
+    elapsed, cpu = time.time() - start, pg_cpu() - cpu_before
     after = snapshot()
     sql("CHECKPOINT")
     time.sleep(1)
@@ -147,7 +148,7 @@ def phase(name, op):
     print(f"  round trips {calls / N:.2f}  transactions {(after['xacts'] - before['xacts']) / N:.2f}  "
           f"rows written {rows_written / N:.2f}  WAL {wal / N:.0f} B (records {(after['records'] - before['records']) / N:.1f}, "
           f"full-page images {(after['fpi'] - before['fpi']) / N:.2f})  WAL flushes {(after['wal_sync'] - before['wal_sync']) / N:.2f}  "
-          f"pages dirtied {pages / N:.2f}  PostgreSQL CPU {(after['cpu'] - before['cpu']) * 1e6 / N:.0f} µs")
+          f"pages dirtied {pages / N:.2f}  PostgreSQL CPU {cpu * 1e6 / N:.0f} µs")
     for c, r, q in sorted(breakdown, reverse=True):
         print(f"    {c / N:5.2f} calls {r / N:5.2f} rows  {q[:150]}")
 
