@@ -154,8 +154,8 @@ struct Stats {
     fatal: Vec<String>,
     /// (unix ms at the answer, instance, served: answered below 500) of every attempt.
     samples: Vec<(u64, usize, bool)>,
-    /// kid -> instances that accepted an access token signed by it.
-    kids: BTreeMap<String, BTreeSet<usize>>,
+    /// kid -> (when first accepted, instances that accepted an access token signed by it).
+    kids: BTreeMap<String, (u64, BTreeSet<usize>)>,
     /// session id -> refresh token ids issued in it, as this client saw them.
     chains: HashMap<String, HashSet<String>>,
 }
@@ -183,8 +183,10 @@ impl Stats {
         self.logout_checks += other.logout_checks;
         self.fatal.extend(other.fatal);
         self.samples.extend(other.samples);
-        for (kid, instances) in other.kids {
-            self.kids.entry(kid).or_default().extend(instances);
+        for (kid, (first, instances)) in other.kids {
+            let entry = self.kids.entry(kid).or_insert((first, BTreeSet::new()));
+            entry.0 = entry.0.min(first);
+            entry.1.extend(instances);
         }
         self.chains.extend(other.chains);
     }
@@ -352,7 +354,7 @@ impl Worker {
         match self.call(Op::Me, |c, u| c.get(format!("{u}/v1/auth/me")).bearer_auth(&access)).await {
             Some((i, 200, _)) => {
                 let kid = claim(&access, 0, "kid");
-                self.stats.kids.entry(kid).or_default().insert(i);
+                self.stats.kids.entry(kid).or_insert((now_ms(), BTreeSet::new())).1.insert(i);
             }
             Some((i, status, body)) => {
                 self.stats.fatal(format!("me on instance {i}: a live access token got {status} {body}"));
@@ -414,13 +416,18 @@ impl Worker {
         }
     }
 
-    /// The same refresh token to every instance at once: all 200s must carry
-    /// one successor.
+    /// The same refresh token to every instance at once (but those marked
+    /// down): all 200s must carry one successor.
     async fn race(&mut self) {
         self.stats.race_checks += 1;
         let token = self.session.refresh.clone();
         let mut tasks = Vec::new();
+        let now = now_ms();
         for (i, url) in self.fleet.urls.iter().enumerate() {
+            // A client does not knock at an instance it just found dead.
+            if self.fleet.down_until[i].load(Ordering::Relaxed) > now {
+                continue;
+            }
             let request = self.http.post(format!("{url}/v1/auth/refresh")).json(&json!({"refresh_token": token}));
             tasks.push((
                 i,
@@ -456,6 +463,7 @@ impl Worker {
                 None => {
                     self.stats.samples.push((at, i, false));
                     *self.stats.errors.entry("race-refresh transport-error".into()).or_default() += 1;
+                    self.fleet.down_until[i].store(at + 2000, Ordering::Relaxed);
                 }
             }
         }
@@ -667,7 +675,8 @@ async fn main() -> anyhow::Result<()> {
         }
         up
     };
-    let first_kid = total.kids.keys().next().cloned();
+    // The key that signed first (kids sort by name, not by age).
+    let first_kid = total.kids.iter().min_by_key(|(_, (first, _))| *first).map(|(kid, _)| kid.clone());
     let mut final_kids: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
     for (n, &signer) in up.iter().cycle().take(args.clients.max(up.len())).enumerate() {
         let body = json!({"username": format!("fleet{}-{tag}", n % args.clients), "password": format!("violet-canyon-73-drift-{}", n % args.clients)});
@@ -715,8 +724,12 @@ async fn main() -> anyhow::Result<()> {
         "checks: {} refresh races, {} deliberate reuses, {} logouts; double-spent refreshes: {}, lost sessions: {}",
         total.race_checks, total.reuse_checks, total.logout_checks, total.double_spent, total.lost
     );
-    for (kid, instances) in &total.kids {
-        let _ = writeln!(report, "kid {kid}: access tokens accepted during the load by instances {instances:?}");
+    for (kid, (first, instances)) in &total.kids {
+        let since = total.samples.first().map_or(0.0, |s| (*first as f64 - s.0 as f64) / 1000.0);
+        let _ = writeln!(
+            report,
+            "kid {kid}: access tokens accepted during the load by instances {instances:?}, first at {since:.1} s"
+        );
     }
     for (kid, instances) in &final_kids {
         let _ = writeln!(report, "kid {kid}: fresh tokens accepted at the end by instances {instances:?} (up: {up:?})");
