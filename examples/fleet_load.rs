@@ -484,24 +484,17 @@ impl Worker {
         let body = json!({"refresh_token": a});
         match self.call(Op::Check, |cl, u| cl.post(format!("{u}/v1/auth/refresh")).json(&body)).await {
             Some((_, 401, answer)) if answer["code"] == "refresh_token_reused" => {}
-            other => self
-                .stats
-                .fatal(format!("reuse of a rotated token not detected: {:?}", other.map(|(i, s, b)| (i, s, b)))),
+            other => self.stats.fatal(format!("reuse of a rotated token not detected: {:?}", other)),
         }
         let body = json!({"refresh_token": c.refresh});
         match self.call(Op::Check, |cl, u| cl.post(format!("{u}/v1/auth/refresh")).json(&body)).await {
             Some((_, 401, answer)) if answer["code"] == "invalid_refresh_token" => {}
-            other => self.stats.fatal(format!(
-                "token of a session revoked for reuse accepted: {:?}",
-                other.map(|(i, s, b)| (i, s, b))
-            )),
+            other => self.stats.fatal(format!("token of a session revoked for reuse accepted: {:?}", other)),
         }
         let access = c.access.clone();
         match self.call(Op::Check, |cl, u| cl.get(format!("{u}/v1/auth/me")).bearer_auth(&access)).await {
             Some((_, 401, _)) => {}
-            other => self
-                .stats
-                .fatal(format!("access token of a revoked session accepted: {:?}", other.map(|(i, s, b)| (i, s, b)))),
+            other => self.stats.fatal(format!("access token of a revoked session accepted: {:?}", other)),
         }
         self.login().await;
     }
@@ -512,11 +505,11 @@ impl Worker {
         let body = json!({"refresh_token": self.session.refresh});
         match self.call(Op::Logout, |c, u| c.post(format!("{u}/v1/auth/logout")).json(&body)).await {
             Some((_, 204, _)) => {}
-            other => self.stats.fatal(format!("logout: {:?}", other.map(|(i, s, b)| (i, s, b)))),
+            other => self.stats.fatal(format!("logout: {:?}", other)),
         }
         match self.call(Op::Check, |c, u| c.post(format!("{u}/v1/auth/refresh")).json(&body)).await {
             Some((_, 401, _)) => {}
-            other => self.stats.fatal(format!("refresh after logout: {:?}", other.map(|(i, s, b)| (i, s, b)))),
+            other => self.stats.fatal(format!("refresh after logout: {:?}", other)),
         }
         self.login().await;
     }
