@@ -83,6 +83,7 @@ backend_tests!(
     only_admins_read_the_trail_and_bad_queries_are_400,
     events_past_the_retention_are_purged,
     no_event_and_no_audit_log_line_holds_a_secret,
+    oauth_client_changes_write_their_events,
 );
 
 async fn logins_and_sessions_write_their_events(app: TestApp) {
@@ -771,4 +772,41 @@ fn openapi_lists_exactly_the_event_types() {
     assert_eq!(listed, known);
     let filters = &doc["paths"]["/v1/admin/audit"]["get"]["parameters"];
     assert_eq!(filters[0]["schema"]["$ref"], "#/components/schemas/AuditEventType");
+}
+
+/// `client.created` and `client.deleted`, by the admin from their IP, with
+/// the client's id (never its secret); a failed delete (unknown client)
+/// writes nothing.
+async fn oauth_client_changes_write_their_events(app: TestApp) {
+    let admin = app.admin_token("root").await;
+    let admin_id = claims_of(&admin)["sub"].as_str().unwrap().to_owned();
+    let res = app
+        .client
+        .post(app.url("/v1/admin/clients"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "billing", "roles": ["billing"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let created: Value = res.json().await.unwrap();
+    let (client_id, secret) = (created["client_id"].as_str().unwrap(), created["client_secret"].as_str().unwrap());
+    let mut conn = app.conn();
+    let all = rows(&mut conn);
+    let event = only(&all, "client.created");
+    assert_eq!(event.actor_id.as_deref(), Some(admin_id.as_str()));
+    assert_eq!(event.ip.as_deref(), Some(LOCALHOST));
+    assert_eq!(detail(event), json!({"client_id": client_id, "name": "billing", "roles": ["billing"]}));
+    assert!(!event.detail.contains(secret));
+
+    let unknown = app.url("/v1/admin/clients/00000000-0000-4000-8000-000000000000");
+    assert_eq!(app.client.delete(unknown).bearer_auth(&admin).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert!(of_type(&rows(&mut conn), "client.deleted").is_empty(), "a failed delete writes nothing");
+
+    let res = app.client.delete(app.url(&format!("/v1/admin/clients/{client_id}"))).bearer_auth(&admin).send();
+    assert_eq!(res.await.unwrap().status(), StatusCode::NO_CONTENT);
+    let all = rows(&mut conn);
+    let event = only(&all, "client.deleted");
+    assert_eq!(event.actor_id.as_deref(), Some(admin_id.as_str()));
+    assert_eq!(detail(event), json!({"client_id": client_id}));
 }
