@@ -68,8 +68,11 @@ impl HashPool {
     {
         let (done, result) = oneshot::channel();
         let job: Job = Box::new(move || {
-            let _slot = slot;
-            let _ = done.send(work());
+            let output = work();
+            // Free the place before answering, so whoever reads the answer
+            // can take it again at once.
+            drop(slot);
+            let _ = done.send(output);
         });
         self.jobs
             .lock()
