@@ -22,7 +22,8 @@ use super::state::AppState;
 use crate::api_tokens::service as api_tokens;
 use crate::error::ApiError;
 use crate::roles;
-use crate::sessions::service as sessions;
+use crate::accounts::model::User;
+use crate::sessions::service::{self as sessions, AccessHolder};
 
 /// How the caller proved who they are.
 #[derive(Debug, Clone)]
@@ -38,14 +39,19 @@ pub struct Caller {
     pub user_id: String,
     pub roles: Vec<String>,
     pub via: Via,
+    /// The user as stored now, when authenticating read it anyway (a login
+    /// session's token or an API token; not a client's): saves the handler
+    /// a second read.
+    pub account: Option<Box<User>>,
 }
 
 impl Caller {
-    fn from_claims(claims: AccessClaims) -> Caller {
+    fn from_claims(claims: AccessClaims, account: Option<Box<User>>) -> Caller {
         Caller {
             user_id: claims.sub.clone(),
             roles: claims.roles.clone(),
             via: Via::Bearer { claims: Box::new(claims) },
+            account,
         }
     }
 
@@ -114,8 +120,12 @@ fn authenticate(
         return Box::pin(async move {
             let Authenticated(claims) = bearer.await?;
             let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("no AppState")))?;
-            require_live_session(&state, &claims).await?;
-            Ok(Caller::from_claims(claims))
+            let holder = require_live_session(&state, &claims).await?;
+            let account = match holder {
+                AccessHolder::User(user) => Some(user),
+                AccessHolder::Other => None,
+            };
+            Ok(Caller::from_claims(claims, account))
         });
     };
     Box::pin(async move {
@@ -124,25 +134,23 @@ fn authenticate(
         let now = state.clock.now_db();
         let found = state.db(move |conn| api_tokens::authenticate(conn, keys.master(), &secret, now)).await?;
         let (user, token) = found.ok_or(ApiError::InvalidApiToken)?;
-        Ok(Caller { roles: user.role_list(), user_id: user.id, via: Via::Token { token_id: token.id } })
+        let (roles, user_id) = (user.role_list(), user.id.clone());
+        Ok(Caller { roles, user_id, via: Via::Token { token_id: token.id }, account: Some(Box::new(user)) })
     })
 }
 
 /// Stateless verification passed; the session (or API token) decides whether
 /// the token still stands, so a revocation on any instance is refused at once
-/// (401 `invalid_token`). One primary-key read.
-async fn require_live_session(state: &AppState, claims: &AccessClaims) -> Result<(), ApiError> {
+/// (401 `invalid_token`). One primary-key read, which brings the session's
+/// user along.
+async fn require_live_session(state: &AppState, claims: &AccessClaims) -> Result<AccessHolder, ApiError> {
     let status = match &claims.status {
         Some(status) => Some(state.status_lists.parse_ref(&status.status_list).ok_or(ApiError::RevokedToken)?),
         None => None,
     };
     let (sid, now) = (claims.sid.clone(), state.clock.now_db());
-    let live = state.db(move |conn| Ok(sessions::is_access_live(conn, &sid, status, now)?)).await?;
-    if live {
-        Ok(())
-    } else {
-        Err(ApiError::RevokedToken)
-    }
+    let holder = state.db(move |conn| Ok(sessions::access_holder(conn, &sid, status, now)?)).await?;
+    holder.ok_or(ApiError::RevokedToken)
 }
 
 impl FromRequest for Caller {

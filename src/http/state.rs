@@ -24,6 +24,18 @@ use crate::keys::service::KeyService;
 use crate::lifecycle::Shutdown;
 use crate::status_lists::service::StatusLists;
 
+/// An error of database work that may be the connection's fault: the pool
+/// then drops the connection instead of handing it out again.
+pub trait ConnectionFault {
+    fn may_be_the_connection(&self) -> bool;
+}
+
+impl ConnectionFault for ApiError {
+    fn may_be_the_connection(&self) -> bool {
+        matches!(self, ApiError::Unavailable(_) | ApiError::Internal(_))
+    }
+}
+
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub pool: Pool,
@@ -82,12 +94,30 @@ impl AppState {
         F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
+        self.db_as(work).await
+    }
+
+    /// [`AppState::db`] for work with its own error type (the OAuth routes').
+    /// The outcome tells the pool about the connection: an answer spares it
+    /// the next check-out test, a failure that may be the connection's drops it.
+    pub async fn db_as<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: ConnectionFault + From<ApiError> + Send + 'static,
+    {
         let pool = self.pool.clone();
-        web::block(move || {
-            let mut conn = pool.get()?;
-            work(&mut conn)
+        let outcome = web::block(move || {
+            let mut conn = pool.get().map_err(ApiError::from)?;
+            let result = work(&mut conn);
+            match &result {
+                Err(err) if err.may_be_the_connection() => conn.mark_broken(),
+                _ => conn.answered(),
+            }
+            result
         })
-        .await?
+        .await;
+        outcome.map_err(|blocking| E::from(ApiError::from(blocking)))?
     }
 
     /// Starts computing the dummy hash on a background thread.

@@ -6,7 +6,9 @@ use diesel::prelude::*;
 
 use crate::db::schema::{refresh_tokens, sessions, users};
 use crate::db::DbConnection;
+use crate::accounts::model::User;
 use crate::status_lists::model as status_lists;
+use crate::status_lists::StatusRef;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = sessions)]
@@ -35,6 +37,30 @@ pub struct RefreshToken {
     pub replaced_by: Option<String>,
 }
 
+/// The columns of [`Session`], in its field order (a `RETURNING` list:
+/// diesel's `as_returning` does not cross the two-backend connection).
+const SESSION_COLUMNS: (
+    sessions::id,
+    sessions::user_id,
+    sessions::created_at,
+    sessions::last_used_at,
+    sessions::expires_at,
+    sessions::user_agent,
+    sessions::ip,
+    sessions::revoked_at,
+    sessions::revoked_reason,
+) = (
+    sessions::id,
+    sessions::user_id,
+    sessions::created_at,
+    sessions::last_used_at,
+    sessions::expires_at,
+    sessions::user_agent,
+    sessions::ip,
+    sessions::revoked_at,
+    sessions::revoked_reason,
+);
+
 pub fn insert_session(conn: &mut DbConnection, session: &Session) -> QueryResult<()> {
     diesel::insert_into(sessions::table).values(session).execute(conn).map(|_| ())
 }
@@ -45,6 +71,20 @@ pub fn insert_refresh_token(conn: &mut DbConnection, token: &RefreshToken) -> Qu
 
 pub fn find_session(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Session>> {
     sessions::table.find(id).select(Session::as_select()).first(conn).optional()
+}
+
+/// A session with its status list index and its user, in one read.
+pub fn find_session_with_user(
+    conn: &mut DbConnection,
+    id: &str,
+) -> QueryResult<Option<(Session, Option<StatusRef>, User)>> {
+    let row: Option<(Session, Option<i64>, Option<i64>, User)> = sessions::table
+        .inner_join(users::table)
+        .filter(sessions::id.eq(id))
+        .select((Session::as_select(), sessions::status_list, sessions::status_idx, User::as_select()))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|(session, list, idx, user)| (session, StatusRef::from_columns(list, idx), user)))
 }
 
 pub fn find_refresh_token(conn: &mut DbConnection, jti: &str) -> QueryResult<Option<RefreshToken>> {
@@ -66,34 +106,51 @@ pub fn lock_for_rotation(conn: &mut DbConnection, user_id: &str, session_id: &st
     Ok(())
 }
 
-/// Marks a refresh token used if, and only if, it is unused, unexpired and its
-/// session is live. Exactly one of any number of concurrent callers gets 1.
-pub fn claim_refresh_token(conn: &mut DbConnection, jti: &str, now: NaiveDateTime) -> QueryResult<usize> {
-    // A correlated EXISTS probes the sessions primary key; `IN (SELECT ...)`
-    // made SQLite list every live session on each refresh, under the write lock.
-    let session_live = diesel::dsl::exists(
+/// Touches a live session of `user_id` (`last_used_at`) and returns it with
+/// its status list columns; None when it is revoked, expired, another user's
+/// or gone. The update holds the session's row lock on PostgreSQL and is the
+/// SQLite transaction's first write, so a rotation reads and claims under it.
+pub fn touch_live_session(
+    conn: &mut DbConnection,
+    id: &str,
+    user_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Option<(Session, Option<i64>, Option<i64>)>> {
+    diesel::update(
         sessions::table
-            .filter(sessions::id.eq(refresh_tokens::session_id))
+            .filter(sessions::id.eq(id))
+            .filter(sessions::user_id.eq(user_id))
             .filter(sessions::revoked_at.is_null())
             .filter(sessions::expires_at.gt(now)),
-    );
+    )
+    .set(sessions::last_used_at.eq(now))
+    .returning((SESSION_COLUMNS, sessions::status_list, sessions::status_idx))
+    .get_result(conn)
+    .optional()
+}
+
+/// Marks a refresh token of session `session_id` and user `user_id` used and
+/// links its successor if, and only if, it is unused and unexpired. Exactly
+/// one of any number of concurrent callers gets 1. The caller has checked the
+/// session live under its lock ([`touch_live_session`]).
+pub fn claim_refresh_token(
+    conn: &mut DbConnection,
+    jti: &str,
+    session_id: &str,
+    user_id: &str,
+    successor: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
     diesel::update(
         refresh_tokens::table
             .filter(refresh_tokens::jti.eq(jti))
+            .filter(refresh_tokens::session_id.eq(session_id))
+            .filter(refresh_tokens::user_id.eq(user_id))
             .filter(refresh_tokens::used_at.is_null())
-            .filter(refresh_tokens::expires_at.gt(now))
-            .filter(session_live),
+            .filter(refresh_tokens::expires_at.gt(now)),
     )
-    .set(refresh_tokens::used_at.eq(now))
+    .set((refresh_tokens::used_at.eq(now), refresh_tokens::replaced_by.eq(successor)))
     .execute(conn)
-}
-
-pub fn set_replaced_by(conn: &mut DbConnection, jti: &str, successor: &str) -> QueryResult<usize> {
-    diesel::update(refresh_tokens::table.find(jti)).set(refresh_tokens::replaced_by.eq(successor)).execute(conn)
-}
-
-pub fn touch_session(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<usize> {
-    diesel::update(sessions::table.find(id)).set(sessions::last_used_at.eq(now)).execute(conn)
 }
 
 /// Revokes one live session and flips its status list index, in one

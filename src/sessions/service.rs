@@ -51,8 +51,9 @@ pub fn start_session(
     };
     audit::transaction(conn, |conn| {
         model::insert_session(conn, &session)?;
-        let status = session_status(conn, revocation, &session, now)?;
-        let minted = issue_in_session(conn, settings, key, user, &session, status, now)?;
+        let status = session_status(conn, revocation, &session, None, now)?;
+        let spec = refresh_spec(settings, &session, now);
+        let minted = issue_in_session(conn, settings, key, user, &session, status, spec, now)?;
         let event =
             Event::new(EventType::LoginSucceeded, &actor, now).subject(&user.id).detail("session_id", &session.id);
         audit::record(conn, event)?;
@@ -72,27 +73,37 @@ fn subject<'a>(user: &'a User, session: &'a Session, status: Option<StatusRef>) 
     }
 }
 
-/// The session's status list index: kept while nothing changed; a new one
-/// when it has none (a new session, or after a role change detached it).
+/// The session's status list index: `current` while nothing changed; a new
+/// one when it has none (a new session, or after a role change detached it).
 /// None when revocation is off. Call inside the transaction that mints.
 fn session_status(
     conn: &mut DbConnection,
     revocation: &RevocationSettings,
     session: &Session,
+    current: Option<StatusRef>,
     now: NaiveDateTime,
 ) -> Result<Option<StatusRef>, ApiError> {
     if !revocation.enabled {
         return Ok(None);
     }
-    if let Some(entry) = status::session_index(conn, &session.id)? {
-        return Ok(Some(entry));
+    if current.is_some() {
+        return Ok(current);
     }
     let entry = status::allocate(conn, revocation.list_size, session.expires_at, now)?;
     status::set_session_index(conn, &session.id, Some(entry))?;
     Ok(Some(entry))
 }
 
-/// Signs a pair in `session` and records its new refresh token.
+/// The next refresh token of `session`: a new `jti`, and an expiry that
+/// never outlives the session.
+fn refresh_spec(settings: &TokenSettings, session: &Session, now: NaiveDateTime) -> RefreshSpec {
+    let now_unix = now.and_utc().timestamp();
+    let refresh_expires_at = (now_unix + settings.refresh_ttl_secs).min(session.expires_at.and_utc().timestamp());
+    RefreshSpec::new(now_unix, refresh_expires_at)
+}
+
+/// Signs a pair in `session` with refresh token `spec` and records it.
+#[allow(clippy::too_many_arguments)]
 fn issue_in_session(
     conn: &mut DbConnection,
     settings: &TokenSettings,
@@ -100,12 +111,11 @@ fn issue_in_session(
     user: &User,
     session: &Session,
     status: Option<StatusRef>,
+    spec: RefreshSpec,
     now: NaiveDateTime,
 ) -> Result<Minted, ApiError> {
     let now_unix = now.and_utc().timestamp();
-    // A refresh token never outlives its session.
-    let refresh_expires_at = (now_unix + settings.refresh_ttl_secs).min(session.expires_at.and_utc().timestamp());
-    let spec = RefreshSpec::new(now_unix, refresh_expires_at);
+    let refresh_expires_at = spec.expires_at;
     let minted =
         mint_pair(settings, key, subject(user, session, status), now_unix, spec).map_err(ApiError::internal)?;
     model::insert_refresh_token(
@@ -130,6 +140,26 @@ pub struct Rotated {
     pub within_grace: bool,
 }
 
+/// Why a rotation's transaction rolled back.
+enum Unclaimed {
+    /// The token is not this session's live, unused token (or the session is
+    /// not live): the caller looks at why (grace, reuse, or plainly invalid).
+    NotClaimed,
+    Failed(ApiError),
+}
+
+impl From<diesel::result::Error> for Unclaimed {
+    fn from(err: diesel::result::Error) -> Self {
+        Unclaimed::Failed(err.into())
+    }
+}
+
+impl From<ApiError> for Unclaimed {
+    fn from(err: ApiError) -> Self {
+        Unclaimed::Failed(err)
+    }
+}
+
 /// Exchanges a verified refresh token for a new pair. The conditional update
 /// in `claim_refresh_token` picks exactly one winner among concurrent
 /// refreshes; a token that was already rotated revokes its whole session.
@@ -145,31 +175,32 @@ pub fn rotate(
     client: &Actor,
     now: NaiveDateTime,
 ) -> Result<Rotated, ApiError> {
-    let rotated = conn.transaction(|conn| -> Result<Option<Minted>, ApiError> {
-        // PostgreSQL: wait out any revocation of this session or user in flight.
-        model::lock_for_rotation(conn, &claims.sub, &claims.sid)?;
-        // SQLite: the first statement writes, so it takes its write lock here
-        // (waiting up to busy_timeout) instead of failing a later upgrade.
-        if model::claim_refresh_token(conn, &claims.jti, now)? == 0 {
-            return Ok(None);
+    // Five statements: user, session, claim, (SQLite: user), new token. Locks
+    // are taken in the order every revocation takes them (user, session,
+    // tokens), so a logout or disable in flight is waited for and none deadlock.
+    let rotated = conn.transaction(|conn| -> Result<Minted, Unclaimed> {
+        // PostgreSQL: the user first, shared, so a disable cannot commit until
+        // this rotation has; SQLite needs no row locks (one writer at a time)
+        // and must write first, so it reads the user after the session update.
+        let locked_user = users::find_for_rotation(conn, &claims.sub)?;
+        let (session, list, idx) =
+            model::touch_live_session(conn, &claims.sid, &claims.sub, now)?.ok_or(Unclaimed::NotClaimed)?;
+        let spec = refresh_spec(settings, &session, now);
+        if model::claim_refresh_token(conn, &claims.jti, &session.id, &claims.sub, &spec.jti, now)? == 0 {
+            return Err(Unclaimed::NotClaimed);
         }
-        let token = model::find_refresh_token(conn, &claims.jti)?.ok_or(ApiError::InvalidRefreshToken)?;
-        if token.session_id != claims.sid || token.user_id != claims.sub {
-            return Err(ApiError::InvalidRefreshToken);
-        }
-        let session = model::find_session(conn, &token.session_id)?.ok_or(ApiError::InvalidRefreshToken)?;
-        let user = users::find(conn, &token.user_id)?.ok_or(ApiError::InvalidRefreshToken)?;
-        if user.disabled {
-            return Err(ApiError::InvalidRefreshToken);
-        }
-        let status = session_status(conn, revocation, &session, now)?;
-        let minted = issue_in_session(conn, settings, key, &user, &session, status, now)?;
-        model::set_replaced_by(conn, &token.jti, &minted.refresh_jti)?;
-        model::touch_session(conn, &session.id, now)?;
-        Ok(Some(minted))
-    })?;
-    if let Some(minted) = rotated {
-        return Ok(Rotated { minted, within_grace: false });
+        let user = match locked_user {
+            Some(user) => user,
+            None => users::find(conn, &claims.sub)?,
+        };
+        let user = user.filter(|user| !user.disabled).ok_or(ApiError::InvalidRefreshToken)?;
+        let status = session_status(conn, revocation, &session, StatusRef::from_columns(list, idx), now)?;
+        Ok(issue_in_session(conn, settings, key, &user, &session, status, spec, now)?)
+    });
+    match rotated {
+        Ok(minted) => return Ok(Rotated { minted, within_grace: false }),
+        Err(Unclaimed::Failed(err)) => return Err(err),
+        Err(Unclaimed::NotClaimed) => {}
     }
 
     // Not claimed: unknown, expired, revoked, or already used.
@@ -236,7 +267,8 @@ fn successor_within_grace(
             return Ok(None);
         };
         // A role change between the two refreshes detached the index: take a new one.
-        let status = session_status(conn, revocation, &session, now)?;
+        let current = status::session_index(conn, &session.id)?;
+        let status = session_status(conn, revocation, &session, current, now)?;
         Ok(Some((successor, session, user, status)))
     })?;
     let Some((successor, session, user, status)) = checked else {
@@ -377,36 +409,58 @@ pub fn end_all_sessions(conn: &mut DbConnection, actor: &Actor, now: NaiveDateTi
     })
 }
 
+/// Who a still-honoured access token speaks for.
+pub enum AccessHolder {
+    /// A login session's user, as stored now (read in the same query).
+    User(Box<User>),
+    /// An API token's exchanged token, or a client's.
+    Other,
+}
+
 /// Whether an access token of session `sid` carrying `status` may still be
-/// honoured by signet's own routes: its session (or API token, for
-/// `api-token:<id>`, or client, for `client:<client_id>:..`) is live and still holds that very index (a role change
-/// or revocation moved or flipped it). One primary-key read, so a revocation
-/// on any instance is refused at once.
+/// honoured: see [`access_holder`].
 pub fn is_access_live(
     conn: &mut DbConnection,
     sid: &str,
     status: Option<StatusRef>,
     now: NaiveDateTime,
 ) -> QueryResult<bool> {
+    Ok(access_holder(conn, sid, status, now)?.is_some())
+}
+
+/// The holder of an access token of session `sid` carrying `status`, or None
+/// when signet's own routes must refuse it: its session (or API token, for
+/// `api-token:<id>`, or client, for `client:<client_id>:..`) is live and still
+/// holds that very index (a role change or revocation moved or flipped it),
+/// and a session's user is not disabled. A login session is one read of its
+/// primary key joined to its user, so a revocation on any instance is refused
+/// at once and the caller gets the user's current state with it.
+pub fn access_holder(
+    conn: &mut DbConnection,
+    sid: &str,
+    status: Option<StatusRef>,
+    now: NaiveDateTime,
+) -> QueryResult<Option<AccessHolder>> {
     if let Some(token_id) = sid.strip_prefix(crate::api_tokens::EXCHANGE_SID_PREFIX) {
         let Some(token) = crate::api_tokens::model::find(conn, token_id)? else {
-            return Ok(false);
+            return Ok(None);
         };
         let live = token.revoked_at.is_none() && token.expires_at.is_none_or(|at| at > now);
-        return Ok(live && (status.is_none() || status::api_token_index(conn, token_id)? == status));
+        let holds = live && (status.is_none() || status::api_token_index(conn, token_id)? == status);
+        return Ok(holds.then_some(AccessHolder::Other));
     }
     if let Some(client_id) = crate::clients::client_of_session(sid) {
         // A client-credentials token: its client's current session.
         let Some(client) = crate::clients::model::find(conn, client_id)? else {
-            return Ok(false);
+            return Ok(None);
         };
         let live = !client.disabled && client.live_session(now).is_some_and(|s| s.id == sid);
         let index = client.status_list.zip(client.status_idx).map(|(list, idx)| StatusRef { list, idx });
-        return Ok(live && (status.is_none() || index == status));
+        return Ok((live && (status.is_none() || index == status)).then_some(AccessHolder::Other));
     }
-    let Some(session) = model::find_session(conn, sid)? else {
-        return Ok(false);
+    let Some((session, index, user)) = model::find_session_with_user(conn, sid)? else {
+        return Ok(None);
     };
-    let live = session.revoked_at.is_none() && session.expires_at > now;
-    Ok(live && (status.is_none() || status::session_index(conn, sid)? == status))
+    let live = session.revoked_at.is_none() && session.expires_at > now && !user.disabled;
+    Ok((live && (status.is_none() || index == status)).then(|| AccessHolder::User(Box::new(user))))
 }

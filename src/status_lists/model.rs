@@ -17,7 +17,7 @@ pub struct StatusRef {
 }
 
 impl StatusRef {
-    fn from_columns(list: Option<i64>, idx: Option<i64>) -> Option<StatusRef> {
+    pub(crate) fn from_columns(list: Option<i64>, idx: Option<i64>) -> Option<StatusRef> {
         Some(StatusRef { list: list?, idx: idx? })
     }
 }

@@ -663,8 +663,8 @@ async fn no_event_and_no_audit_log_line_holds_a_secret(app: TestApp) {
     assert_eq!(res.await.unwrap().status(), StatusCode::OK);
     // The hashes, read before the user goes.
     let mut conn = app.conn();
-    let hashes: Vec<String> = users::table.select(users::password_hash).load(&mut *conn).unwrap();
-    let token_hashes: Vec<String> = api_tokens::table.select(api_tokens::token_hash).load(&mut *conn).unwrap();
+    let hashes: Vec<String> = users::table.select(users::password_hash).load(&mut **conn).unwrap();
+    let token_hashes: Vec<String> = api_tokens::table.select(api_tokens::token_hash).load(&mut **conn).unwrap();
     assert!(hashes.len() == 2 && token_hashes.len() == 2, "{hashes:?} {token_hashes:?}");
     let res = client.delete(&user_url).bearer_auth(&admin.access).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NO_CONTENT);

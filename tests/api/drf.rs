@@ -71,7 +71,7 @@ async fn api_tokens_are_created_listed_used_and_revoked(app: TestApp) {
         let mut conn = app.conn();
         let stored: Vec<String> = signet::db::schema::api_tokens::table
             .select(signet::db::schema::api_tokens::token_hash)
-            .load(&mut conn)
+            .load(&mut **conn)
             .unwrap();
         assert_eq!(stored.len(), 1);
         assert!(!stored[0].contains(&secret[4..]) && stored[0].len() == 64);

@@ -390,5 +390,5 @@ pub fn www_authenticate(res: &Response) -> String {
 #[allow(dead_code)]
 pub fn raw_conn(url: &str) -> DbConnection {
     let target = signet::db::Target::parse(&secrecy::SecretString::from(url.to_owned()), 3);
-    r2d2::ManageConnection::connect(&signet::db::ConnectionManager::new(target)).expect("connect")
+    signet::db::ConnectionManager::new(target).connect_to_target().expect("connect")
 }

@@ -90,12 +90,12 @@ async fn purge_removes_exactly_what_expired(app: TestApp) {
     assert_eq!(report.get("sessions"), 1, "{report}");
     assert_eq!(report.get("login_throttle"), 1, "{report}");
 
-    let tokens: Vec<String> = refresh_tokens::table.select(refresh_tokens::jti).load(&mut *conn).unwrap();
+    let tokens: Vec<String> = refresh_tokens::table.select(refresh_tokens::jti).load(&mut **conn).unwrap();
     assert_eq!(ids(tokens), ["t-live", "t-recent"]);
     let live: Vec<String> =
-        sessions::table.filter(sessions::id.like("s-%")).select(sessions::id).load(&mut *conn).unwrap();
+        sessions::table.filter(sessions::id.like("s-%")).select(sessions::id).load(&mut **conn).unwrap();
     assert_eq!(ids(live), ["s-live", "s-recent"]);
-    let keys: Vec<String> = login_throttle::table.select(login_throttle::username_key).load(&mut *conn).unwrap();
+    let keys: Vec<String> = login_throttle::table.select(login_throttle::username_key).load(&mut **conn).unwrap();
     assert_eq!(ids(keys), ["locked", "recent"]);
 
     // A second run finds nothing; the user still logs in.
@@ -123,7 +123,7 @@ async fn gc_command_purges_and_prints_counts(app: TestApp) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("refresh_tokens: 1") && stdout.contains("sessions: 1"), "{stdout}");
-    let left: i64 = sessions::table.filter(sessions::id.eq("s-gone")).count().get_result(&mut *conn).unwrap();
+    let left: i64 = sessions::table.filter(sessions::id.eq("s-gone")).count().get_result(&mut **conn).unwrap();
     assert_eq!(left, 0);
 }
 

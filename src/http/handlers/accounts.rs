@@ -59,7 +59,11 @@ pub async fn register(
 
 /// GET /v1/auth/me: the caller's account (Bearer JWT or API token).
 pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let user = state.db(move |conn| service::get(conn, &caller.user_id)).await?;
+    // Authenticating read the user's current row already (one query).
+    let user = match caller.account {
+        Some(user) => *user,
+        None => state.db(move |conn| service::get(conn, &caller.user_id)).await?,
+    };
     Ok(HttpResponse::Ok().json(user.view()))
 }
 

@@ -22,7 +22,7 @@ use crate::http::metrics::{self, Event};
 use crate::http::problem::RETRY_AFTER_SECS;
 use crate::http::rate_limit::client_key;
 use crate::http::response::no_store;
-use crate::http::state::AppState;
+use crate::http::state::{AppState, ConnectionFault};
 use crate::oauth::introspection::{self, Verified};
 use crate::oauth::{grants, OAuthError, ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT};
 use crate::tokens::verify_refresh;
@@ -284,13 +284,13 @@ where
     F: FnOnce(&mut crate::db::DbConnection) -> Result<T, OAuthError> + Send + 'static,
     T: Send + 'static,
 {
-    let pool = state.pool.clone();
-    web::block(move || {
-        let mut conn = pool.get().map_err(ApiError::from)?;
-        work(&mut conn)
-    })
-    .await
-    .map_err(|e| OAuthError::Api(ApiError::from(e)))?
+    state.db_as(work).await
+}
+
+impl ConnectionFault for OAuthError {
+    fn may_be_the_connection(&self) -> bool {
+        matches!(self, OAuthError::Api(err) if err.may_be_the_connection())
+    }
 }
 
 async fn client_credentials(

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Issue 16: refresh and GET /v1/auth/me throughput, tail and server CPU per request, against a
+# fresh release signet with PREFILL live sessions (each with an unused refresh token) already
+# in the database.
+#   cargo build --release --bin signet --example refresh_load && benches/hot-paths.sh sqlite|postgres
+# Phases, one server: /healthz (wrk, the bare-route yardstick), /v1/auth/me (wrk, one user's
+# access token), refresh with examples/refresh_load (CLIENTS chains), refresh with wrk
+# (benches/wrk/refresh.lua, 2 threads x 32 connections, one chain per connection).
+# Prints each phase's rate, latency and the signet CPU it took per request (utime + stime from
+# /proc, so the load generator's CPU on the same cores is not counted), and the peak RSS.
+# Env: PREFILL (100000), CLIENTS (32), SECS (10, refresh_load), WRK_SECS (5), PORT (18500),
+# SIGNET_TEST_POSTGRES_URL (PostgreSQL server; the database signet_bench_hot is recreated),
+# EXTRA_ENV (more VAR=value settings for the server, space separated).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+backend="${1:?sqlite or postgres}"
+prefill="${PREFILL:-100000}" clients="${CLIENTS:-32}" secs="${SECS:-10}" wrk_secs="${WRK_SECS:-5}"
+port="${PORT:-18500}"
+pg="${SIGNET_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+bin="${SIGNET_BIN:-target/release/signet}" load="${LOAD_BIN:-target/release/examples/refresh_load}"
+work="$(mktemp -d /tmp/signet-hot.XXXXXX)"
+url="http://127.0.0.1:$port"
+export PGSSLMODE=disable
+
+if [ "$backend" = postgres ]; then
+    psql "$pg" -q -c 'DROP DATABASE IF EXISTS signet_bench_hot WITH (FORCE)' -c 'CREATE DATABASE signet_bench_hot'
+    db="${pg%/*}/signet_bench_hot"
+else
+    db="sqlite://$work/signet.db"
+fi
+server_env=(SIGNET__SERVER__BIND="127.0.0.1:$port" SIGNET__DATABASE__URL="$db"
+    SIGNET__KEYS__MASTER_KEY_FILE="$work/master.key" SIGNET__PASSWORDS__BCRYPT_COST=4
+    SIGNET__THROTTLE__ENABLED=false RUST_LOG=warn ${EXTRA_ENV:-})
+env "${server_env[@]}" "$bin" migrate >/dev/null
+
+# PREFILL live sessions of a filler user, each with an unused refresh token.
+filler="INSERT INTO users (id, username, username_key, email, password_hash, roles, disabled, created_at, updated_at)
+  VALUES ('00000000-0000-0000-0000-000000000000', 'filler', 'filler', NULL, 'x', '[\"user\"]', false,
+          '2026-01-01 00:00:00', '2026-01-01 00:00:00');"
+if [ "$backend" = postgres ]; then
+    psql "${pg%/*}/signet_bench_hot" -q -v ON_ERROR_STOP=1 -c "$filler" -c "
+      INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at)
+        SELECT 's' || i, '00000000-0000-0000-0000-000000000000', now(), now(), '2099-01-01'
+        FROM generate_series(1, $prefill) i;
+      INSERT INTO refresh_tokens (jti, session_id, user_id, issued_at, expires_at)
+        SELECT 'r' || i, 's' || i, '00000000-0000-0000-0000-000000000000', now(), '2099-01-01'
+        FROM generate_series(1, $prefill) i;
+      ANALYZE;"
+else
+    python3 - "$work/signet.db" "$prefill" "$filler" <<'EOF'
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1])
+conn.execute(sys.argv[3])
+n = int(sys.argv[2])
+conn.executemany("INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at) VALUES (?, ?, '2026-12-01 00:00:00', '2026-12-01 00:00:00', '2099-01-01 00:00:00')",
+                 (("s%d" % i, "00000000-0000-0000-0000-000000000000") for i in range(n)))
+conn.executemany("INSERT INTO refresh_tokens (jti, session_id, user_id, issued_at, expires_at) VALUES (?, ?, ?, '2026-12-01 00:00:00', '2099-01-01 00:00:00')",
+                 (("r%d" % i, "s%d" % i, "00000000-0000-0000-0000-000000000000") for i in range(n)))
+conn.commit()
+conn.execute("ANALYZE")
+conn.close()
+EOF
+fi
+
+env "${server_env[@]}" "$bin" serve >"$work/log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 1 100); do curl -sf "$url/readyz" >/dev/null && break; sleep 0.1; done
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+hz=$(getconf CLK_TCK)
+# per_request <ticks before> <requests>: signet CPU ms per request since <ticks before>.
+per_request() { awk -v a="$1" -v b="$(cpu_ticks)" -v n="$2" -v hz="$hz" 'BEGIN { printf "%.3f", (b - a) * 1000 / hz / n }'; }
+wrk_requests() { sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$1"; }
+wrk_line() {
+    local out="$1"
+    echo "  $(grep 'Requests/sec' "$out" | tr -s ' ') | p50 $(awk '$1 == "50%" {print $2}' "$out")" \
+         "p99 $(awk '$1 == "99%" {print $2}' "$out") | $(grep -c 'Non-2xx\|Socket errors' "$out" | sed 's/^0$/no errors/;s/^[1-9].*/ERRORS/')"
+    grep 'Non-2xx\|Socket errors' "$out" | sed 's/^/  /' || true
+}
+
+login() { # login <name>: registers and logs in a user, prints the login answer
+    curl -sf "$url/v1/auth/register" -H 'content-type: application/json' \
+        -d "{\"username\":\"$1\",\"password\":\"violet tractor umbrella 42\"}" >/dev/null
+    curl -sf "$url/v1/auth/login" -H 'content-type: application/json' \
+        -d "{\"username\":\"$1\",\"password\":\"violet tractor umbrella 42\"}"
+}
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+
+echo "== $backend, $prefill sessions prefilled, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+before=$(cpu_ticks)
+wrk -t2 -c32 -d"${wrk_secs}s" --latency "$url/healthz" >"$work/healthz"
+echo "healthz (wrk -t2 -c32 -d${wrk_secs}s): cpu/req $(per_request "$before" "$(wrk_requests "$work/healthz")") ms"
+wrk_line "$work/healthz"
+
+access="$(login meuser | field access_token)"
+before=$(cpu_ticks)
+wrk -t2 -c32 -d"${wrk_secs}s" --latency -H "Authorization: Bearer $access" "$url/v1/auth/me" >"$work/me"
+echo "GET /v1/auth/me (wrk -t2 -c32 -d${wrk_secs}s): cpu/req $(per_request "$before" "$(wrk_requests "$work/me")") ms"
+wrk_line "$work/me"
+
+before=$(cpu_ticks)
+"$load" --url "$url" --clients "$clients" --secs "$secs" >"$work/gen"
+done_refreshes=$(sed -n 's/.*: \([0-9]*\) refreshes (.*/\1/p' "$work/gen")
+echo "refresh (examples/refresh_load --clients $clients --secs $secs; cpu includes its $clients logins):" \
+     "cpu/req $(per_request "$before" "${done_refreshes:-1}") ms"
+sed 's/^/  /' "$work/gen"
+
+# 2 threads x 32 connections = 32 chains, plus the one wrk takes to check the script.
+for i in $(seq 1 33); do login "wrk$i" | field refresh_token; done >"$work/tokens"
+before=$(cpu_ticks)
+SIGNET_WRK_TOKENS="$work/tokens" SIGNET_WRK_THREADS=2 \
+    wrk -t2 -c32 -d"${wrk_secs}s" --latency -s benches/wrk/refresh.lua "$url" >"$work/wrk-refresh"
+echo "refresh (wrk -t2 -c32 -d${wrk_secs}s -s benches/wrk/refresh.lua): cpu/req $(per_request "$before" "$(wrk_requests "$work/wrk-refresh")") ms"
+wrk_line "$work/wrk-refresh"
+echo "peak RSS (VmHWM): $(awk '/VmHWM/ {printf "%.1f MB", $2 / 1024}' "/proc/$pid/status")"
+if grep -q 'WARN\|ERROR' "$work/log"; then echo "server log:"; grep 'WARN\|ERROR' "$work/log" | grep -v master | head -5; fi
