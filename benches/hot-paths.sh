@@ -68,9 +68,23 @@ trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$wor
 for _ in $(seq 1 100); do curl -sf "$url/readyz" >/dev/null && break; sleep 0.1; done
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+# All PostgreSQL server processes' CPU (the pool's backends live through the run).
+pg_ticks() {
+    if [ "$backend" = postgres ]; then
+        for p in $(pgrep -x postgres); do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done | awk '{s += $1} END {print s + 0}'
+    else echo 0; fi
+}
 hz=$(getconf CLK_TCK)
-# per_request <ticks before> <requests>: signet CPU ms per request since <ticks before>.
-per_request() { awk -v a="$1" -v b="$(cpu_ticks)" -v n="$2" -v hz="$hz" 'BEGIN { printf "%.3f", (b - a) * 1000 / hz / n }'; }
+pg_before=0
+# per_request <ticks before> <requests>: signet CPU ms per request since <ticks before> (and,
+# on PostgreSQL, the database's since the last call).
+per_request() {
+    local pg_now; pg_now=$(pg_ticks)
+    awk -v a="$1" -v b="$(cpu_ticks)" -v n="$2" -v hz="$hz" 'BEGIN { printf "%.3f", (b - a) * 1000 / hz / n }'
+    [ "$backend" = postgres ] && awk -v a="$pg_before" -v b="$pg_now" -v n="$2" -v hz="$hz" \
+        'BEGIN { printf " ms (PostgreSQL %.3f)", (b - a) * 1000 / hz / n }'
+    pg_before=$pg_now
+}
 wrk_requests() { sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$1"; }
 wrk_line() {
     local out="$1"
@@ -88,18 +102,18 @@ login() { # login <name>: registers and logs in a user, prints the login answer
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 
 echo "== $backend, $prefill sessions prefilled, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-before=$(cpu_ticks)
+before=$(cpu_ticks); pg_before=$(pg_ticks)
 wrk -t2 -c32 -d"${wrk_secs}s" --latency "$url/healthz" >"$work/healthz"
 echo "healthz (wrk -t2 -c32 -d${wrk_secs}s): cpu/req $(per_request "$before" "$(wrk_requests "$work/healthz")") ms"
 wrk_line "$work/healthz"
 
 access="$(login meuser | field access_token)"
-before=$(cpu_ticks)
+before=$(cpu_ticks); pg_before=$(pg_ticks)
 wrk -t2 -c32 -d"${wrk_secs}s" --latency -H "Authorization: Bearer $access" "$url/v1/auth/me" >"$work/me"
 echo "GET /v1/auth/me (wrk -t2 -c32 -d${wrk_secs}s): cpu/req $(per_request "$before" "$(wrk_requests "$work/me")") ms"
 wrk_line "$work/me"
 
-before=$(cpu_ticks)
+before=$(cpu_ticks); pg_before=$(pg_ticks)
 "$load" --url "$url" --clients "$clients" --secs "$secs" >"$work/gen"
 done_refreshes=$(sed -n 's/.*: \([0-9]*\) refreshes (.*/\1/p' "$work/gen")
 echo "refresh (examples/refresh_load --clients $clients --secs $secs; cpu includes its $clients logins):" \
@@ -108,7 +122,7 @@ sed 's/^/  /' "$work/gen"
 
 # 2 threads x 32 connections = 32 chains, plus the one wrk takes to check the script.
 for i in $(seq 1 33); do login "wrk$i" | field refresh_token; done >"$work/tokens"
-before=$(cpu_ticks)
+before=$(cpu_ticks); pg_before=$(pg_ticks)
 SIGNET_WRK_TOKENS="$work/tokens" SIGNET_WRK_THREADS=2 \
     wrk -t2 -c32 -d"${wrk_secs}s" --latency -s benches/wrk/refresh.lua "$url" >"$work/wrk-refresh"
 echo "refresh (wrk -t2 -c32 -d${wrk_secs}s -s benches/wrk/refresh.lua): cpu/req $(per_request "$before" "$(wrk_requests "$work/wrk-refresh")") ms"

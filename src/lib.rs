@@ -36,6 +36,7 @@ use crate::accounts::throttle::ThrottlePolicy;
 use crate::clients::throttle::ClientThrottle;
 use crate::clock::SharedClock;
 use crate::config::Settings;
+use crate::http::db_gate::DbGate;
 use crate::http::hash_pool::HashPool;
 use crate::http::metrics::Metrics;
 use crate::http::rate_limit::RateLimits;
@@ -85,9 +86,15 @@ impl Application {
         let maintenance = maintenance::task::spawn(pool.clone(), settings.clone(), clock.clone(), shutdown.clone())
             .context("cannot start the maintenance thread")?;
 
+        let db_gate = DbGate::new(
+            settings.database.pool_size,
+            matches!(target, db::Target::Sqlite(_)),
+            Duration::from_secs(settings.database.connect_timeout_secs),
+        );
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             pool,
+            db_gate,
             clock,
             keys: keys.clone(),
             hasher,

@@ -41,7 +41,7 @@ pub async fn check_password(
         Ok(user) if user.disabled => {
             let (actor, now) = (state.actor(req, None), state.clock.now_db());
             let failure = LoginFailure::AccountDisabled;
-            state.db(move |conn| record_failed_login(conn, &actor, Some(&user.id), failure, "login", now)).await?;
+            state.db_write(move |conn| record_failed_login(conn, &actor, Some(&user.id), failure, "login", now)).await?;
             Err(ApiError::AccountDisabled)
         }
         other => other,
@@ -81,7 +81,7 @@ pub async fn prove_password(
     };
     let reserving = actor.clone();
     let (user, key, locked_now) = state
-        .db(move |conn| match account {
+        .db_write(move |conn| match account {
             Account::Named(None) => Ok((None, None, false)),
             Account::Named(Some(name)) => {
                 let locked_now = throttle::reserve(conn, &throttle, name.key(), &reserving, now)?;
@@ -118,11 +118,11 @@ pub async fn prove_password(
     };
     let Some(mut user) = user.filter(|_| verification.matches) else {
         // The reservation already counted this failure; the event is its own write.
-        state.db(move |conn| record_failed_login(conn, &actor, subject.as_deref(), failure, flow, now)).await?;
+        state.db_write(move |conn| record_failed_login(conn, &actor, subject.as_deref(), failure, flow, now)).await?;
         return Err(ApiError::InvalidCredentials);
     };
     state
-        .db(move |conn| {
+        .db_write(move |conn| {
             if let Some(key) = &key {
                 throttle::record_success(conn, &throttle, key)?;
             }
@@ -143,7 +143,7 @@ pub async fn start_session(state: &AppState, req: &HttpRequest, user: User) -> R
     let signer = state.keys.signer(now)?;
     let client = client_info(state, req);
     let minted = state
-        .db(move |conn| {
+        .db_write(move |conn| {
             service::start_session(conn, &settings.tokens, &settings.revocation, &signer, &user, client, now)
         })
         .await?;
@@ -183,7 +183,7 @@ async fn rotate_verified(state: &AppState, client: Actor, token: &str) -> Result
     let now = state.clock.now_db();
     let signer = state.keys.signer(now)?;
     state
-        .db(move |conn| service::rotate(conn, &settings.tokens, &settings.revocation, &signer, &claims, &client, now))
+        .db_write(move |conn| service::rotate(conn, &settings.tokens, &settings.revocation, &signer, &claims, &client, now))
         .await
 }
 
@@ -191,7 +191,7 @@ async fn rotate_verified(state: &AppState, client: Actor, token: &str) -> Result
 pub async fn end_session(state: &AppState, req: &HttpRequest, token: &str) -> Result<(), ApiError> {
     let claims = verified_refresh_claims(state, token).await?;
     let (client, now) = (state.actor(req, None), state.clock.now_db());
-    state.db(move |conn| service::end_session(conn, &claims, &client, now)).await
+    state.db_write(move |conn| service::end_session(conn, &claims, &client, now)).await
 }
 
 /// Verifies a refresh token's signature and claims. A `kid` this instance

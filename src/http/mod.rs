@@ -10,6 +10,7 @@ pub mod client_ip;
 pub mod compat;
 pub mod cookie;
 pub mod csrf;
+pub mod db_gate;
 pub mod flows;
 pub mod handlers;
 pub mod hash_pool;

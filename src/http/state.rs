@@ -9,6 +9,7 @@ use actix_web::{web, HttpRequest};
 use signet_verify::Verifier;
 
 use super::client_ip::client_ip;
+use super::db_gate::{Access, DbGate};
 use super::hash_pool::HashPool;
 use super::rate_limit::{Endpoint, RateLimits};
 use crate::accounts::password::{PasswordHasher, PasswordPolicy};
@@ -39,6 +40,8 @@ impl ConnectionFault for ApiError {
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub pool: Pool,
+    /// Where database work waits for a connection (and SQLite's writer).
+    pub db_gate: DbGate,
     pub clock: SharedClock,
     pub keys: Arc<KeyService>,
     pub hasher: PasswordHasher,
@@ -88,24 +91,37 @@ impl AppState {
         }
     }
 
-    /// Runs database work on the blocking pool, never on an async worker.
+    /// Runs database work that reads (or writes rarely) on the blocking
+    /// pool, never on an async worker.
     pub async fn db<T, F>(&self, work: F) -> Result<T, ApiError>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
-        self.db_as(work).await
+        self.db_as(Access::Read, work).await
+    }
+
+    /// [`AppState::db`] for the write paths taken on every login, refresh
+    /// and logout: on SQLite they queue for the one writer in the gate.
+    pub async fn db_write<T, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.db_as(Access::Write, work).await
     }
 
     /// [`AppState::db`] for work with its own error type (the OAuth routes').
-    /// The outcome tells the pool about the connection: an answer spares it
-    /// the next check-out test, a failure that may be the connection's drops it.
-    pub async fn db_as<T, E, F>(&self, work: F) -> Result<T, E>
+    /// The work waits its turn in the gate first, without a thread. The
+    /// outcome tells the pool about the connection: an answer spares it the
+    /// next check-out test, a failure that may be the connection's drops it.
+    pub async fn db_as<T, E, F>(&self, access: Access, work: F) -> Result<T, E>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: ConnectionFault + From<ApiError> + Send + 'static,
     {
+        let _turn = self.db_gate.turn(access).await.map_err(E::from)?;
         let pool = self.pool.clone();
         let outcome = web::block(move || {
             let mut conn = pool.get().map_err(ApiError::from)?;

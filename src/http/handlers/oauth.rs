@@ -17,6 +17,7 @@ use crate::clients::model::Client;
 use crate::clients::service as clients;
 use crate::error::ApiError;
 use crate::http::body::{content_type_essence, read_body};
+use crate::http::db_gate::Access;
 use crate::http::flows;
 use crate::http::metrics::{self, Event};
 use crate::http::problem::RETRY_AFTER_SECS;
@@ -279,12 +280,12 @@ pub async fn token(
 }
 
 /// Database work of a grant on the blocking pool; its errors stay OAuth errors.
-async fn db<T, F>(state: &AppState, work: F) -> Result<T, OAuthError>
+async fn db<T, F>(state: &AppState, access: Access, work: F) -> Result<T, OAuthError>
 where
     F: FnOnce(&mut crate::db::DbConnection) -> Result<T, OAuthError> + Send + 'static,
     T: Send + 'static,
 {
-    state.db_as(work).await
+    state.db_as(access, work).await
 }
 
 impl ConnectionFault for OAuthError {
@@ -303,7 +304,7 @@ async fn client_credentials(
     let (scope, audience) = (form.get("scope").map(str::to_owned), form.get("audience").map(str::to_owned));
     let (settings, now) = (state.settings.clone(), state.clock.now_db());
     let signer = state.keys.signer(now)?;
-    let issued = db(state, move |conn| {
+    let issued = db(state, Access::Write, move |conn| {
         grants::client_credentials(
             conn,
             &settings.tokens,
@@ -373,7 +374,7 @@ async fn token_exchange(
     let status = status.map_err(|()| invalid_subject())?;
     let (settings, now) = (state.settings.clone(), state.clock.now_db());
     let signer = state.keys.signer(now)?;
-    let issued = db(state, move |conn| {
+    let issued = db(state, Access::Write, move |conn| {
         grants::token_exchange(conn, &settings.tokens, &signer, &client, *subject, status, &audience, now)
     })
     .await?;
@@ -395,7 +396,7 @@ pub async fn introspect(
         None => introspection::Introspection::inactive(),
         Some(verified) => {
             let (first_party, now) = (state.settings.tokens.client_id.clone(), state.clock.now_db());
-            db(&state, move |conn| Ok(introspection::introspect(conn, verified, &first_party, now)?)).await?
+            db(&state, Access::Read, move |conn| Ok(introspection::introspect(conn, verified, &first_party, now)?)).await?
         }
     };
     Ok(no_store(StatusCode::OK).json(answer))
@@ -419,7 +420,7 @@ pub async fn revoke(
     let token = form.required("token")?;
     if let Some(verified) = verify_presented(&state, token).await {
         let now = state.clock.now_db();
-        if db(&state, move |conn| Ok(introspection::revoke(conn, verified, now)?)).await? {
+        if db(&state, Access::Write, move |conn| Ok(introspection::revoke(conn, verified, now)?)).await? {
             metrics::record(&req, Event::Revoked("oauth_revoke"));
         }
     }
