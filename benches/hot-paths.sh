@@ -57,7 +57,8 @@ conn.executemany("INSERT INTO sessions (id, user_id, created_at, last_used_at, e
 conn.executemany("INSERT INTO refresh_tokens (jti, session_id, user_id, issued_at, expires_at) VALUES (?, ?, ?, '2026-12-01 00:00:00', '2099-01-01 00:00:00')",
                  (("r%d" % i, "s%d" % i, "00000000-0000-0000-0000-000000000000") for i in range(n)))
 conn.commit()
-conn.execute("ANALYZE")
+# No ANALYZE: signet never runs it, and with the bundled SQLite's STAT4 its samples make
+# every statement with a bound indexed value re-prepare on each run (see BENCHMARKS.md).
 conn.close()
 EOF
 fi

@@ -81,7 +81,7 @@ pub fn insert(conn: &mut DbConnection, user: &NewUser<'_>) -> QueryResult<()> {
 }
 
 pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<User>> {
-    users::table.find(id).select(User::as_select()).first(conn).optional()
+    users::table.find(id).select(User::as_select()).get_result(conn).optional()
 }
 
 /// A refresh rotation's first read. PostgreSQL: the user under a shared row
@@ -93,14 +93,14 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<User>> {
 pub fn find_for_rotation(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Option<User>>> {
     match conn {
         DbConnection::Postgres(pg) => {
-            users::table.find(id).select(User::as_select()).for_share().first(pg).optional().map(Some)
+            users::table.find(id).select(User::as_select()).for_share().get_result(pg).optional().map(Some)
         }
         DbConnection::Sqlite(_) => Ok(None),
     }
 }
 
 pub fn find_by_username_key(conn: &mut DbConnection, key: &str) -> QueryResult<Option<User>> {
-    users::table.filter(users::username_key.eq(key)).select(User::as_select()).first(conn).optional()
+    users::table.filter(users::username_key.eq(key)).select(User::as_select()).get_result(conn).optional()
 }
 
 /// A page of users ordered by creation, and the total count.

@@ -135,7 +135,7 @@ fn try_reserve(
         .set((login_throttle::failures.eq(login_throttle::failures + 1), login_throttle::updated_at.eq(now)))
         .execute(conn)?;
         let row: Option<ThrottleRow> =
-            login_throttle::table.find(key).select(ThrottleRow::as_select()).first(conn).optional()?;
+            login_throttle::table.find(key).select(ThrottleRow::as_select()).get_result(conn).optional()?;
         let Some(row) = row else {
             return Ok(Reservation::RowVanished);
         };

@@ -51,11 +51,11 @@ pub fn insert(conn: &mut DbConnection, token: &ApiToken) -> QueryResult<usize> {
 }
 
 pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<ApiToken>> {
-    api_tokens::table.find(id).select(ApiToken::as_select()).first(conn).optional()
+    api_tokens::table.find(id).select(ApiToken::as_select()).get_result(conn).optional()
 }
 
 pub fn find_by_hash(conn: &mut DbConnection, hash: &str) -> QueryResult<Option<ApiToken>> {
-    api_tokens::table.filter(api_tokens::token_hash.eq(hash)).select(ApiToken::as_select()).first(conn).optional()
+    api_tokens::table.filter(api_tokens::token_hash.eq(hash)).select(ApiToken::as_select()).get_result(conn).optional()
 }
 
 /// The user's live tokens (not revoked, not expired), newest first.

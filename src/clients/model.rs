@@ -97,7 +97,7 @@ pub fn insert(conn: &mut DbConnection, client: &Client) -> QueryResult<usize> {
 }
 
 pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Client>> {
-    clients::table.find(id).select(Client::as_select()).first(conn).optional()
+    clients::table.find(id).select(Client::as_select()).get_result(conn).optional()
 }
 
 /// Every client, oldest first.

@@ -70,7 +70,7 @@ pub fn insert_refresh_token(conn: &mut DbConnection, token: &RefreshToken) -> Qu
 }
 
 pub fn find_session(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Session>> {
-    sessions::table.find(id).select(Session::as_select()).first(conn).optional()
+    sessions::table.find(id).select(Session::as_select()).get_result(conn).optional()
 }
 
 /// A session with its status list index and its user, in one read.
@@ -82,13 +82,13 @@ pub fn find_session_with_user(
         .inner_join(users::table)
         .filter(sessions::id.eq(id))
         .select((Session::as_select(), sessions::status_list, sessions::status_idx, User::as_select()))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     Ok(row.map(|(session, list, idx, user)| (session, StatusRef::from_columns(list, idx), user)))
 }
 
 pub fn find_refresh_token(conn: &mut DbConnection, jti: &str) -> QueryResult<Option<RefreshToken>> {
-    refresh_tokens::table.find(jti).select(RefreshToken::as_select()).first(conn).optional()
+    refresh_tokens::table.find(jti).select(RefreshToken::as_select()).get_result(conn).optional()
 }
 
 /// Holds the user (shared) and the session (exclusive) until the transaction
@@ -107,7 +107,7 @@ pub fn lock_for_rotation(conn: &mut DbConnection, user_id: &str, session_id: &st
 }
 
 /// Touches a live session of `user_id` (`last_used_at`) and returns it with
-/// its status list columns; None when it is revoked, expired, another user's
+/// its status list index; None when it is revoked, expired, another user's
 /// or gone. The update holds the session's row lock on PostgreSQL and is the
 /// SQLite transaction's first write, so a rotation reads and claims under it.
 pub fn touch_live_session(
@@ -115,8 +115,8 @@ pub fn touch_live_session(
     id: &str,
     user_id: &str,
     now: NaiveDateTime,
-) -> QueryResult<Option<(Session, Option<i64>, Option<i64>)>> {
-    diesel::update(
+) -> QueryResult<Option<(Session, Option<StatusRef>)>> {
+    let row: Option<(Session, Option<i64>, Option<i64>)> = diesel::update(
         sessions::table
             .filter(sessions::id.eq(id))
             .filter(sessions::user_id.eq(user_id))
@@ -126,7 +126,8 @@ pub fn touch_live_session(
     .set(sessions::last_used_at.eq(now))
     .returning((SESSION_COLUMNS, sessions::status_list, sessions::status_idx))
     .get_result(conn)
-    .optional()
+    .optional()?;
+    Ok(row.map(|(session, list, idx)| (session, StatusRef::from_columns(list, idx))))
 }
 
 /// Marks a refresh token of session `session_id` and user `user_id` used and
@@ -208,3 +209,4 @@ pub fn live_sessions(conn: &mut DbConnection, user_id: &str, now: NaiveDateTime)
         .select(Session::as_select())
         .load(conn)
 }
+

@@ -183,7 +183,7 @@ pub fn rotate(
         // this rotation has; SQLite needs no row locks (one writer at a time)
         // and must write first, so it reads the user after the session update.
         let locked_user = users::find_for_rotation(conn, &claims.sub)?;
-        let (session, list, idx) =
+        let (session, index) =
             model::touch_live_session(conn, &claims.sid, &claims.sub, now)?.ok_or(Unclaimed::NotClaimed)?;
         let spec = refresh_spec(settings, &session, now);
         if model::claim_refresh_token(conn, &claims.jti, &session.id, &claims.sub, &spec.jti, now)? == 0 {
@@ -194,7 +194,7 @@ pub fn rotate(
             None => users::find(conn, &claims.sub)?,
         };
         let user = user.filter(|user| !user.disabled).ok_or(ApiError::InvalidRefreshToken)?;
-        let status = session_status(conn, revocation, &session, StatusRef::from_columns(list, idx), now)?;
+        let status = session_status(conn, revocation, &session, index, now)?;
         Ok(issue_in_session(conn, settings, key, &user, &session, status, spec, now)?)
     });
     match rotated {

@@ -32,6 +32,9 @@ const ALLOCATE_TRIES: usize = 16;
 /// (PostgreSQL's row lock and re-check, SQLite's write lock), and a new list's
 /// number is settled by its primary key inside a savepoint.
 /// `expires_at`: when the last token carrying the index expires.
+// `first`: the newest open list needs ORDER BY ... LIMIT; one re-prepare per
+// allocation (a login, not a refresh) is fine.
+#[allow(clippy::disallowed_methods)]
 pub fn allocate(
     conn: &mut DbConnection,
     size: i64,
@@ -58,7 +61,7 @@ pub fn allocate(
             continue;
         }
         // Our own update is visible to us; the row stays locked until commit.
-        let next: i64 = status_lists::table.find(list).select(status_lists::next_idx).first(conn)?;
+        let next: i64 = status_lists::table.find(list).select(status_lists::next_idx).get_result(conn)?;
         let entry = StatusRef { list, idx: next - 1 };
         diesel::insert_into(status_entries::table)
             .values((
@@ -76,7 +79,7 @@ pub fn allocate(
 /// Creates list max+1. Two instances racing here collide on the primary key;
 /// the loser's savepoint rolls back and it uses the winner's list.
 fn start_list(conn: &mut DbConnection, size: i64, now: NaiveDateTime) -> QueryResult<()> {
-    let last: Option<i64> = status_lists::table.select(diesel::dsl::max(status_lists::id)).first(conn)?;
+    let last: Option<i64> = status_lists::table.select(diesel::dsl::max(status_lists::id)).get_result(conn)?;
     let id = last.unwrap_or(0) + 1;
     let created = conn.transaction(|conn| {
         diesel::insert_into(status_lists::table)
@@ -114,7 +117,7 @@ pub fn flip(conn: &mut DbConnection, entry: StatusRef) -> QueryResult<bool> {
 
 pub fn session_index(conn: &mut DbConnection, sid: &str) -> QueryResult<Option<StatusRef>> {
     let columns: Option<(Option<i64>, Option<i64>)> =
-        sessions::table.find(sid).select((sessions::status_list, sessions::status_idx)).first(conn).optional()?;
+        sessions::table.find(sid).select((sessions::status_list, sessions::status_idx)).get_result(conn).optional()?;
     Ok(columns.and_then(|(list, idx)| StatusRef::from_columns(list, idx)))
 }
 
@@ -164,7 +167,7 @@ pub fn api_token_index(conn: &mut DbConnection, token_id: &str) -> QueryResult<O
     let columns: Option<(Option<i64>, Option<i64>)> = api_tokens::table
         .find(token_id)
         .select((api_tokens::status_list, api_tokens::status_idx))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     Ok(columns.and_then(|(list, idx)| StatusRef::from_columns(list, idx)))
 }
@@ -193,7 +196,7 @@ pub fn api_token_exchange_index(
                 .find((entry.list, entry.idx))
                 .filter(status_entries::invalid.eq(false))
                 .filter(status_entries::expires_at.gt(now));
-            let current: Option<NaiveDateTime> = alive.select(status_entries::expires_at).first(conn).optional()?;
+            let current: Option<NaiveDateTime> = alive.select(status_entries::expires_at).get_result(conn).optional()?;
             if let Some(current) = current {
                 if token_exp > current {
                     diesel::update(alive).set(status_entries::expires_at.eq(token_exp)).execute(conn)?;
@@ -256,7 +259,7 @@ pub fn load(conn: &mut DbConnection, list: i64) -> QueryResult<Option<ListConten
         .find(list)
         .filter(status_lists::retired_at.is_null())
         .select((status_lists::version, status_lists::size))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     let Some((version, size)) = head else {
         return Ok(None);

@@ -340,7 +340,7 @@ async fn a_refresh_waits_for_a_revocation_in_flight_and_refuses(app: TestApp) {
 fn api_token_last_used(app: &TestApp) -> Option<chrono::NaiveDateTime> {
     use diesel::prelude::*;
     use signet::db::schema::api_tokens;
-    api_tokens::table.select(api_tokens::last_used_at).first(&mut **app.conn()).expect("one API token")
+    api_tokens::table.select(api_tokens::last_used_at).get_result(&mut **app.conn()).expect("one API token")
 }
 
 /// Item 14: `Authorization: Token` reads do not each write `last_used_at`:
