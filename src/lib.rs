@@ -38,12 +38,16 @@ use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::http::db_gate::DbGate;
 use crate::http::hash_pool::HashPool;
+use crate::http::sqlite_writer::SqliteWriter;
 use crate::http::metrics::Metrics;
 use crate::http::rate_limit::RateLimits;
 use crate::http::state::AppState;
 use crate::keys::service::KeyService;
 use crate::lifecycle::Shutdown;
 use crate::status_lists::service::StatusLists;
+
+/// Most hot SQLite writes waiting for the writer thread; beyond, 503 at once.
+const SQLITE_WRITE_QUEUE: usize = 1024;
 
 /// A bound, ready-to-run service.
 pub struct Application {
@@ -86,15 +90,19 @@ impl Application {
         let maintenance = maintenance::task::spawn(pool.clone(), settings.clone(), clock.clone(), shutdown.clone())
             .context("cannot start the maintenance thread")?;
 
-        let db_gate = DbGate::new(
-            settings.database.pool_size,
-            matches!(target, db::Target::Sqlite(_)),
-            Duration::from_secs(settings.database.connect_timeout_secs),
-        );
+        let db_gate = DbGate::new(settings.database.pool_size, Duration::from_secs(settings.database.connect_timeout_secs));
+        let sqlite_writer = match &target {
+            db::Target::Sqlite(_) => Some(
+                SqliteWriter::start(db::ConnectionManager::new(target.clone()), SQLITE_WRITE_QUEUE)
+                    .context("cannot start the SQLite writer thread")?,
+            ),
+            db::Target::Postgres(_) => None,
+        };
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             pool,
             db_gate,
+            sqlite_writer,
             clock,
             keys: keys.clone(),
             hasher,

@@ -13,4 +13,4 @@
 pub mod model;
 pub mod service;
 
-pub use service::{record, transaction, Actor, Event, EventType, LOG_TARGET};
+pub use service::{record, sqlite_batch, transaction, Actor, Event, EventType, LOG_TARGET};

@@ -208,6 +208,33 @@ where
     result
 }
 
+/// An audited SQLite `BEGIN IMMEDIATE` transaction (the write lock taken
+/// first, so no statement in it can fail to upgrade to it) around `batch`,
+/// whose own transactions become savepoints: a batch of independent writes
+/// that commit together when `batch` returns true, and roll back otherwise.
+/// Events recorded in it are logged once it commits. Ok(true): committed.
+/// On PostgreSQL, which takes no batches, nothing runs: Ok(false).
+pub fn sqlite_batch(conn: &mut DbConnection, batch: impl FnOnce(&mut DbConnection) -> bool) -> QueryResult<bool> {
+    use diesel::connection::AnsiTransactionManager;
+    let DbConnection::Sqlite(sqlite) = conn else {
+        return Ok(false);
+    };
+    let mut scope = Scope::enter(1);
+    AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+    let settled = if batch(conn) {
+        let committed = <DbConnection as Connection>::TransactionManager::commit_transaction(conn);
+        if committed.is_err() {
+            let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
+        }
+        committed.map(|()| true)
+    } else {
+        <DbConnection as Connection>::TransactionManager::rollback_transaction(conn).map(|()| false)
+    };
+    scope.committed = matches!(settled, Ok(true));
+    drop(scope);
+    settled
+}
+
 /// One audited transaction on the thread's stack; its drop (also on a panic)
 /// logs or discards what it recorded.
 struct Scope {

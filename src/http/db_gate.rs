@@ -3,8 +3,8 @@
 //!
 //! Without it every request took a blocking thread at once and waited there,
 //! on the r2d2 pool's condition variable (32 clients, 8 connections: 24
-//! parked threads woken in no order) and, on SQLite, in the busy handler,
-//! whose back-off sleeps (1, 2, 5 ... 100 ms, no queue) made the refresh tail.
+//! parked threads woken in no order). SQLite's hot writes do not come here:
+//! they go to the batching writer thread (`sqlite_writer`).
 
 use std::time::Duration;
 
@@ -13,7 +13,8 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::error::ApiError;
 
-/// Whether database work writes: on SQLite, writers take turns here.
+/// Whether database work is one of the hot writes: on SQLite those go to the
+/// batching writer thread instead of the pool.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Access {
     Read,
@@ -24,43 +25,22 @@ pub struct DbGate {
     /// One permit per pooled connection, so a blocking thread that starts
     /// the work finds a connection free (background tasks aside).
     connections: Semaphore,
-    /// SQLite only: one permit for work that writes. SQLite has one writer at
-    /// a time; here writers queue without sleeping, and readers go on.
-    sqlite_writer: Option<Semaphore>,
     /// How long a request waits in all before it is told 503 (the pool's
     /// own check-out timeout).
     patience: Duration,
 }
 
-/// The turn taken: hold it until the work is done.
-pub struct Turn<'a> {
-    _writer: Option<SemaphorePermit<'a>>,
-    _connection: SemaphorePermit<'a>,
-}
-
 impl DbGate {
-    pub fn new(connections: u32, sqlite: bool, patience: Duration) -> Self {
-        DbGate {
-            connections: Semaphore::new(connections as usize),
-            sqlite_writer: sqlite.then(|| Semaphore::new(1)),
-            patience,
-        }
+    pub fn new(connections: u32, patience: Duration) -> Self {
+        DbGate { connections: Semaphore::new(connections as usize), patience }
     }
 
-    /// Waits for a connection's turn (and, for SQLite writes, the writer's),
-    /// at most the configured patience: then 503, like an exhausted pool.
-    pub async fn turn(&self, access: Access) -> Result<Turn<'_>, ApiError> {
-        let waiting = async {
-            let writer = match (&self.sqlite_writer, access) {
-                (Some(writer), Access::Write) => Some(writer.acquire().await),
-                _ => None,
-            };
-            let connection = self.connections.acquire().await;
-            (writer.transpose(), connection)
-        };
-        match timeout(self.patience, waiting).await {
-            Ok((Ok(writer), Ok(connection))) => Ok(Turn { _writer: writer, _connection: connection }),
-            // The semaphores are never closed; a timeout is the busy case.
+    /// Waits for a connection's turn, at most the configured patience: then
+    /// 503, like an exhausted pool. Hold the permit until the work is done.
+    pub async fn turn(&self) -> Result<SemaphorePermit<'_>, ApiError> {
+        match timeout(self.patience, self.connections.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            // The semaphore is never closed; a timeout is the busy case.
             _ => Err(ApiError::Unavailable("no database connection became free in time".into())),
         }
     }
@@ -71,23 +51,12 @@ mod tests {
     use super::*;
 
     #[actix_web::test]
-    async fn sqlite_writers_take_turns_while_readers_go_on() {
-        let gate = DbGate::new(4, true, Duration::from_millis(50));
-        let writing = gate.turn(Access::Write).await.expect("first writer");
-        assert!(gate.turn(Access::Read).await.is_ok(), "a reader is not held up by a writer");
-        let second = gate.turn(Access::Write).await;
-        assert!(matches!(second, Err(ApiError::Unavailable(_))), "a second writer waits, then 503");
-        drop(writing);
-        assert!(gate.turn(Access::Write).await.is_ok(), "the next writer goes once the first is done");
-    }
-
-    #[actix_web::test]
-    async fn postgres_writers_do_not_queue_and_connections_bound_everyone() {
-        let gate = DbGate::new(2, false, Duration::from_millis(50));
-        let a = gate.turn(Access::Write).await.expect("a");
-        let _b = gate.turn(Access::Write).await.expect("b: PostgreSQL writers run side by side");
-        assert!(gate.turn(Access::Read).await.is_err(), "two connections, two turns");
-        drop(a);
-        assert!(gate.turn(Access::Read).await.is_ok());
+    async fn connections_bound_the_turns_and_a_wait_ends_in_503() {
+        let gate = DbGate::new(2, Duration::from_millis(50));
+        let first = gate.turn().await.expect("first");
+        let _second = gate.turn().await.expect("second");
+        assert!(matches!(gate.turn().await, Err(ApiError::Unavailable(_))), "two connections, two turns");
+        drop(first);
+        assert!(gate.turn().await.is_ok(), "a turn comes back when the work is done");
     }
 }

@@ -19,6 +19,7 @@ pub mod problem;
 pub mod rate_limit;
 pub mod response;
 pub mod routes;
+pub mod sqlite_writer;
 pub mod state;
 
 use actix_cors::Cors;

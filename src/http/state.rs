@@ -10,6 +10,7 @@ use signet_verify::Verifier;
 
 use super::client_ip::client_ip;
 use super::db_gate::{Access, DbGate};
+use super::sqlite_writer::{Attempt, Job, SqliteWriter};
 use super::hash_pool::HashPool;
 use super::rate_limit::{Endpoint, RateLimits};
 use crate::accounts::password::{PasswordHasher, PasswordPolicy};
@@ -40,8 +41,10 @@ impl ConnectionFault for ApiError {
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub pool: Pool,
-    /// Where database work waits for a connection (and SQLite's writer).
+    /// Where database work waits for a connection.
     pub db_gate: DbGate,
+    /// SQLite: the thread that batches the hot writes; None on PostgreSQL.
+    pub sqlite_writer: Option<SqliteWriter>,
     pub clock: SharedClock,
     pub keys: Arc<KeyService>,
     pub hasher: PasswordHasher,
@@ -121,7 +124,10 @@ impl AppState {
         T: Send + 'static,
         E: ConnectionFault + From<ApiError> + Send + 'static,
     {
-        let _turn = self.db_gate.turn(access).await.map_err(E::from)?;
+        if let (Access::Write, Some(writer)) = (access, &self.sqlite_writer) {
+            return batched_write(writer, work).await;
+        }
+        let _turn = self.db_gate.turn().await.map_err(E::from)?;
         let pool = self.pool.clone();
         let outcome = web::block(move || {
             let mut conn = pool.get().map_err(ApiError::from)?;
@@ -152,6 +158,32 @@ impl AppState {
     {
         Ok(web::block(work).await?)
     }
+}
+
+/// Hands `work` to the SQLite writer thread and waits for its answer, which
+/// comes once the batch it ran in has committed.
+async fn batched_write<T, E, F>(writer: &SqliteWriter, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<ApiError> + Send + 'static,
+{
+    let (sender, answer) = tokio::sync::oneshot::channel::<Result<T, E>>();
+    let job: Job = Box::new(move |attempt| {
+        let result = match attempt {
+            Attempt::Run(conn) => work(conn),
+            Attempt::Refused(err) => Err(E::from(err)),
+        };
+        Box::new(move |lost: Option<ApiError>| {
+            let _ = sender.send(match lost {
+                None => result,
+                Some(err) => Err(E::from(err)),
+            });
+        })
+    });
+    writer.submit(job).map_err(E::from)?;
+    // No answer at all: the work panicked (the writer rolled its batch back).
+    answer.await.unwrap_or_else(|_| Err(E::from(ApiError::internal(anyhow::anyhow!("a database write panicked")))))
 }
 
 /// The dummy hash, computing it if the background thread has not yet (blocks:
