@@ -130,6 +130,135 @@ pub fn touch_live_session(
     Ok(row.map(|(session, list, idx)| (session, StatusRef::from_columns(list, idx))))
 }
 
+/// The common refresh on PostgreSQL, in one statement (one round trip, no
+/// `BEGIN`/`COMMIT`): the user under a shared lock, the session touched if
+/// live (and already holding a status list index, when `needs_index`), the
+/// token claimed with its successor `successor` linked, and the successor
+/// stored with `expires_at` capped by the session's end (whole seconds, as
+/// the JWT's `exp`). The locks are taken in the order of a rotation
+/// transaction (user, session, token). None when anything is not so: the
+/// caller then runs the rotation transaction, which tells why.
+#[allow(clippy::too_many_arguments)]
+pub fn rotate_in_one_statement(
+    pg: &mut PgConnection,
+    user_id: &str,
+    session_id: &str,
+    jti: &str,
+    successor: &str,
+    successor_expires_at: NaiveDateTime,
+    needs_index: bool,
+    now: NaiveDateTime,
+) -> QueryResult<Option<(User, Session, Option<StatusRef>)>> {
+    use diesel::sql_types::{Bool, Text, Timestamp};
+    let row: Option<OneStatementRotation> = diesel::sql_query(
+        "WITH u AS (
+             SELECT * FROM users WHERE id = $1 AND NOT disabled FOR SHARE
+         ), s AS (
+             UPDATE sessions SET last_used_at = $4
+             WHERE id = $2 AND user_id = $1 AND revoked_at IS NULL AND expires_at > $4
+               AND EXISTS (SELECT 1 FROM u)
+               AND (NOT $7 OR status_idx IS NOT NULL)
+               AND EXISTS (SELECT 1 FROM refresh_tokens
+                           WHERE jti = $3 AND used_at IS NULL AND expires_at > $4)
+             RETURNING *
+         ), c AS (
+             UPDATE refresh_tokens SET used_at = $4, replaced_by = $5
+             WHERE jti = $3 AND session_id = $2 AND user_id = $1
+               AND used_at IS NULL AND expires_at > $4 AND EXISTS (SELECT 1 FROM s)
+             RETURNING jti
+         ), n AS (
+             INSERT INTO refresh_tokens (jti, session_id, user_id, issued_at, expires_at)
+             SELECT $5, s.id, s.user_id, $4, LEAST($6, date_trunc('second', s.expires_at)) FROM s, c
+             RETURNING jti
+         )
+         SELECT u.id AS u_id, u.username, u.username_key, u.email, u.password_hash, u.roles,
+                u.disabled, u.created_at AS u_created_at, u.updated_at AS u_updated_at,
+                s.id AS s_id, s.created_at AS s_created_at, s.last_used_at, s.expires_at,
+                s.user_agent, s.ip, s.revoked_at, s.revoked_reason, s.status_list, s.status_idx
+         FROM u, s, n",
+    )
+    .bind::<Text, _>(user_id)
+    .bind::<Text, _>(session_id)
+    .bind::<Text, _>(jti)
+    .bind::<Timestamp, _>(now)
+    .bind::<Text, _>(successor)
+    .bind::<Timestamp, _>(successor_expires_at)
+    .bind::<Bool, _>(needs_index)
+    .get_result(pg)
+    .optional()?;
+    Ok(row.map(OneStatementRotation::split))
+}
+
+#[derive(QueryableByName)]
+struct OneStatementRotation {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    u_id: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    username: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    username_key: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    email: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    password_hash: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    roles: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    disabled: bool,
+    #[diesel(sql_type = diesel::sql_types::Timestamp)]
+    u_created_at: NaiveDateTime,
+    #[diesel(sql_type = diesel::sql_types::Timestamp)]
+    u_updated_at: NaiveDateTime,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    s_id: String,
+    #[diesel(sql_type = diesel::sql_types::Timestamp)]
+    s_created_at: NaiveDateTime,
+    #[diesel(sql_type = diesel::sql_types::Timestamp)]
+    last_used_at: NaiveDateTime,
+    #[diesel(sql_type = diesel::sql_types::Timestamp)]
+    expires_at: NaiveDateTime,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    user_agent: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    ip: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>)]
+    revoked_at: Option<NaiveDateTime>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    revoked_reason: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    status_list: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    status_idx: Option<i64>,
+}
+
+impl OneStatementRotation {
+    fn split(self) -> (User, Session, Option<StatusRef>) {
+        let user = User {
+            id: self.u_id,
+            username: self.username,
+            username_key: self.username_key,
+            email: self.email,
+            password_hash: self.password_hash,
+            roles: self.roles,
+            disabled: self.disabled,
+            created_at: self.u_created_at,
+            updated_at: self.u_updated_at,
+        };
+        let session = Session {
+            id: self.s_id,
+            user_id: user.id.clone(),
+            created_at: self.s_created_at,
+            last_used_at: self.last_used_at,
+            expires_at: self.expires_at,
+            user_agent: self.user_agent,
+            ip: self.ip,
+            revoked_at: self.revoked_at,
+            revoked_reason: self.revoked_reason,
+        };
+        (user, session, StatusRef::from_columns(self.status_list, self.status_idx))
+    }
+}
+
 /// Marks a refresh token of session `session_id` and user `user_id` used and
 /// links its successor if, and only if, it is unused and unexpired. Exactly
 /// one of any number of concurrent callers gets 1. The caller has checked the

@@ -98,8 +98,12 @@ fn session_status(
 /// never outlives the session.
 fn refresh_spec(settings: &TokenSettings, session: &Session, now: NaiveDateTime) -> RefreshSpec {
     let now_unix = now.and_utc().timestamp();
-    let refresh_expires_at = (now_unix + settings.refresh_ttl_secs).min(session.expires_at.and_utc().timestamp());
-    RefreshSpec::new(now_unix, refresh_expires_at)
+    RefreshSpec::new(now_unix, refresh_expiry(settings, session, now_unix))
+}
+
+/// When a refresh token issued at `now_unix` in `session` expires (Unix seconds).
+fn refresh_expiry(settings: &TokenSettings, session: &Session, now_unix: i64) -> i64 {
+    (now_unix + settings.refresh_ttl_secs).min(session.expires_at.and_utc().timestamp())
 }
 
 /// Signs a pair in `session` with refresh token `spec` and records it.
@@ -175,6 +179,11 @@ pub fn rotate(
     client: &Actor,
     now: NaiveDateTime,
 ) -> Result<Rotated, ApiError> {
+    if let DbConnection::Postgres(pg) = conn {
+        if let Some(minted) = rotate_in_one_statement(pg, settings, revocation, key, claims, now)? {
+            return Ok(Rotated { minted, within_grace: false });
+        }
+    }
     // Five statements: user, session, claim, (SQLite: user), new token. Locks
     // are taken in the order every revocation takes them (user, session,
     // tokens), so a logout or disable in flight is waited for and none deadlock.
@@ -226,6 +235,42 @@ pub fn rotate(
         }
     }
     Err(ApiError::InvalidRefreshToken)
+}
+
+/// PostgreSQL's common case in one round trip ([`model::rotate_in_one_statement`]);
+/// None sends the caller to the rotation transaction (a token that cannot be
+/// claimed, a disabled user, a session without its status list index...).
+/// The pair is signed after the statement has committed: signing with a
+/// loaded key does not fail, and if it did the client would log in again.
+fn rotate_in_one_statement(
+    pg: &mut diesel::PgConnection,
+    settings: &TokenSettings,
+    revocation: &RevocationSettings,
+    key: &SigningKey,
+    claims: &RefreshClaims,
+    now: NaiveDateTime,
+) -> Result<Option<Minted>, ApiError> {
+    let now_unix = now.and_utc().timestamp();
+    let successor = Uuid::new_v4().to_string();
+    let latest_expiry = unix_to_db(now_unix + settings.refresh_ttl_secs);
+    let rotated = model::rotate_in_one_statement(
+        pg,
+        &claims.sub,
+        &claims.sid,
+        &claims.jti,
+        &successor,
+        latest_expiry,
+        revocation.enabled,
+        now,
+    )?;
+    let Some((user, session, index)) = rotated else {
+        return Ok(None);
+    };
+    let status = if revocation.enabled { index } else { None };
+    let spec = RefreshSpec { jti: successor, issued_at: now_unix, expires_at: refresh_expiry(settings, &session, now_unix) };
+    let minted =
+        mint_pair(settings, key, subject(&user, &session, status), now_unix, spec).map_err(ApiError::internal)?;
+    Ok(Some(minted))
 }
 
 /// Two tabs refreshing with the same token at once: within the grace window
