@@ -303,9 +303,8 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
 fn open(settings: &Settings) -> anyhow::Result<DbConnection> {
     let target = db::Target::parse(&settings.database.url, settings.database.connect_timeout_secs);
     let manager = db::ConnectionManager::new(target.clone());
-    let mut conn = manager
-        .connect_to_target()
-        .with_context(|| format!("cannot open the database ({})", target.describe()))?;
+    let mut conn =
+        manager.connect_to_target().with_context(|| format!("cannot open the database ({})", target.describe()))?;
     db::run_migrations(&mut conn)?;
     Ok(conn)
 }

@@ -38,9 +38,9 @@ use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::http::db_gate::DbGate;
 use crate::http::hash_pool::HashPool;
-use crate::http::sqlite_writer::SqliteWriter;
 use crate::http::metrics::Metrics;
 use crate::http::rate_limit::RateLimits;
+use crate::http::sqlite_writer::SqliteWriter;
 use crate::http::state::AppState;
 use crate::keys::service::KeyService;
 use crate::lifecycle::Shutdown;
@@ -90,7 +90,8 @@ impl Application {
         let maintenance = maintenance::task::spawn(pool.clone(), settings.clone(), clock.clone(), shutdown.clone())
             .context("cannot start the maintenance thread")?;
 
-        let db_gate = DbGate::new(settings.database.pool_size, Duration::from_secs(settings.database.connect_timeout_secs));
+        let db_gate =
+            DbGate::new(settings.database.pool_size, Duration::from_secs(settings.database.connect_timeout_secs));
         let sqlite_writer = match &target {
             db::Target::Sqlite(_) => Some(
                 SqliteWriter::start(db::ConnectionManager::new(target.clone()), SQLITE_WRITE_QUEUE)

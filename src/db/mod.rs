@@ -159,7 +159,6 @@ impl ConnectionManager {
             }
         }
     }
-
 }
 
 impl r2d2::ManageConnection for ConnectionManager {

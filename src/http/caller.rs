@@ -19,10 +19,10 @@ use signet_verify::actix::{AuthError, Authenticated};
 use signet_verify::AccessClaims;
 
 use super::state::AppState;
+use crate::accounts::model::User;
 use crate::api_tokens::service as api_tokens;
 use crate::error::ApiError;
 use crate::roles;
-use crate::accounts::model::User;
 use crate::sessions::service::{self as sessions, AccessHolder};
 
 /// How the caller proved who they are.

@@ -41,7 +41,9 @@ pub async fn check_password(
         Ok(user) if user.disabled => {
             let (actor, now) = (state.actor(req, None), state.clock.now_db());
             let failure = LoginFailure::AccountDisabled;
-            state.db_write(move |conn| record_failed_login(conn, &actor, Some(&user.id), failure, "login", now)).await?;
+            state
+                .db_write(move |conn| record_failed_login(conn, &actor, Some(&user.id), failure, "login", now))
+                .await?;
             Err(ApiError::AccountDisabled)
         }
         other => other,
@@ -183,7 +185,9 @@ async fn rotate_verified(state: &AppState, client: Actor, token: &str) -> Result
     let now = state.clock.now_db();
     let signer = state.keys.signer(now)?;
     state
-        .db_write(move |conn| service::rotate(conn, &settings.tokens, &settings.revocation, &signer, &claims, &client, now))
+        .db_write(move |conn| {
+            service::rotate(conn, &settings.tokens, &settings.revocation, &signer, &claims, &client, now)
+        })
         .await
 }
 

@@ -10,9 +10,9 @@ use signet_verify::Verifier;
 
 use super::client_ip::client_ip;
 use super::db_gate::{Access, DbGate};
-use super::sqlite_writer::{Attempt, Job, SqliteWriter};
 use super::hash_pool::HashPool;
 use super::rate_limit::{Endpoint, RateLimits};
+use super::sqlite_writer::{Attempt, Job, SqliteWriter};
 use crate::accounts::password::{PasswordHasher, PasswordPolicy};
 use crate::accounts::throttle::ThrottlePolicy;
 use crate::audit::Actor;

@@ -4,9 +4,9 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use crate::accounts::model::User;
 use crate::db::schema::{refresh_tokens, sessions, users};
 use crate::db::DbConnection;
-use crate::accounts::model::User;
 use crate::status_lists::model as status_lists;
 use crate::status_lists::StatusRef;
 
@@ -130,8 +130,8 @@ pub fn touch_live_session(
     Ok(row.map(|(session, list, idx)| (session, StatusRef::from_columns(list, idx))))
 }
 
-/// The common refresh on PostgreSQL, in one statement (one round trip, no
-/// `BEGIN`/`COMMIT`): the user under a shared lock, the session touched if
+/// The common refresh on PostgreSQL, in one call of the
+/// `signet_rotate_refresh` function (one round trip, no `BEGIN`/`COMMIT`): the user under a shared lock, the session touched if
 /// live (and already holding a status list index, when `needs_index`), the
 /// token claimed with its successor `successor` linked, and the successor
 /// stored with `expires_at` capped by the session's end (whole seconds, as
@@ -150,42 +150,19 @@ pub fn rotate_in_one_statement(
     now: NaiveDateTime,
 ) -> QueryResult<Option<(User, Session, Option<StatusRef>)>> {
     use diesel::sql_types::{Bool, Text, Timestamp};
-    let row: Option<OneStatementRotation> = diesel::sql_query(
-        "WITH u AS (
-             SELECT * FROM users WHERE id = $1 AND NOT disabled FOR SHARE
-         ), s AS (
-             UPDATE sessions SET last_used_at = $4
-             WHERE id = $2 AND user_id = $1 AND revoked_at IS NULL AND expires_at > $4
-               AND EXISTS (SELECT 1 FROM u)
-               AND (NOT $7 OR status_idx IS NOT NULL)
-               AND EXISTS (SELECT 1 FROM refresh_tokens
-                           WHERE jti = $3 AND used_at IS NULL AND expires_at > $4)
-             RETURNING *
-         ), c AS (
-             UPDATE refresh_tokens SET used_at = $4, replaced_by = $5
-             WHERE jti = $3 AND session_id = $2 AND user_id = $1
-               AND used_at IS NULL AND expires_at > $4 AND EXISTS (SELECT 1 FROM s)
-             RETURNING jti
-         ), n AS (
-             INSERT INTO refresh_tokens (jti, session_id, user_id, issued_at, expires_at)
-             SELECT $5, s.id, s.user_id, $4, LEAST($6, date_trunc('second', s.expires_at)) FROM s, c
-             RETURNING jti
-         )
-         SELECT u.id AS u_id, u.username, u.username_key, u.email, u.password_hash, u.roles,
-                u.disabled, u.created_at AS u_created_at, u.updated_at AS u_updated_at,
-                s.id AS s_id, s.created_at AS s_created_at, s.last_used_at, s.expires_at,
-                s.user_agent, s.ip, s.revoked_at, s.revoked_reason, s.status_list, s.status_idx
-         FROM u, s, n",
-    )
-    .bind::<Text, _>(user_id)
-    .bind::<Text, _>(session_id)
-    .bind::<Text, _>(jti)
-    .bind::<Timestamp, _>(now)
-    .bind::<Text, _>(successor)
-    .bind::<Timestamp, _>(successor_expires_at)
-    .bind::<Bool, _>(needs_index)
-    .get_result(pg)
-    .optional()?;
+    // The statement is in the function (migration 2026-12-06-000030), whose
+    // plan PostgreSQL keeps for the connection.
+    let row: Option<OneStatementRotation> =
+        diesel::sql_query("SELECT * FROM signet_rotate_refresh($1, $2, $3, $4, $5, $6, $7)")
+            .bind::<Text, _>(user_id)
+            .bind::<Text, _>(session_id)
+            .bind::<Text, _>(jti)
+            .bind::<Timestamp, _>(now)
+            .bind::<Text, _>(successor)
+            .bind::<Timestamp, _>(successor_expires_at)
+            .bind::<Bool, _>(needs_index)
+            .get_result(pg)
+            .optional()?;
     Ok(row.map(OneStatementRotation::split))
 }
 
@@ -338,4 +315,3 @@ pub fn live_sessions(conn: &mut DbConnection, user_id: &str, now: NaiveDateTime)
         .select(Session::as_select())
         .load(conn)
 }
-

@@ -267,7 +267,8 @@ fn rotate_in_one_statement(
         return Ok(None);
     };
     let status = if revocation.enabled { index } else { None };
-    let spec = RefreshSpec { jti: successor, issued_at: now_unix, expires_at: refresh_expiry(settings, &session, now_unix) };
+    let spec =
+        RefreshSpec { jti: successor, issued_at: now_unix, expires_at: refresh_expiry(settings, &session, now_unix) };
     let minted =
         mint_pair(settings, key, subject(&user, &session, status), now_unix, spec).map_err(ApiError::internal)?;
     Ok(Some(minted))

@@ -196,7 +196,8 @@ pub fn api_token_exchange_index(
                 .find((entry.list, entry.idx))
                 .filter(status_entries::invalid.eq(false))
                 .filter(status_entries::expires_at.gt(now));
-            let current: Option<NaiveDateTime> = alive.select(status_entries::expires_at).get_result(conn).optional()?;
+            let current: Option<NaiveDateTime> =
+                alive.select(status_entries::expires_at).get_result(conn).optional()?;
             if let Some(current) = current {
                 if token_exp > current {
                     diesel::update(alive).set(status_entries::expires_at.eq(token_exp)).execute(conn)?;

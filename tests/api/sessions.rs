@@ -22,6 +22,7 @@ backend_tests!(
     logout_all_ends_every_session,
     password_change_keeps_only_the_callers_session,
     sessions_are_listed_and_deleted_by_their_owner,
+    postgres_rotates_in_one_call_when_nothing_is_unusual,
 );
 
 async fn refresh_ok(app: &TestApp, token: &str) -> LoggedIn {
@@ -268,4 +269,41 @@ async fn sessions_are_listed_and_deleted_by_their_owner(app: TestApp) {
     assert_problem(app.refresh(second["refresh_token"].as_str().unwrap()).await, 401, "invalid_refresh_token").await;
     let list: Value = app.get("/v1/auth/sessions", Some(&first.access)).await.json().await.unwrap();
     assert_eq!(list["sessions"].as_array().unwrap().len(), 1);
+}
+
+/// PostgreSQL's common refresh is one call of `signet_rotate_refresh`; every
+/// other test would pass through the rotation transaction if that call
+/// silently never matched, so this one calls it directly.
+async fn postgres_rotates_in_one_call_when_nothing_is_unusual(app: TestApp) {
+    use diesel::prelude::*;
+    use signet::db::schema::refresh_tokens;
+    use signet::db::DbConnection;
+    use signet::sessions::model::rotate_in_one_statement;
+
+    let first = logged_in(&app, "oscar").await;
+    let claims = claims_of(&first.refresh);
+    let (sub, sid, jti) =
+        (claims["sub"].as_str().unwrap(), claims["sid"].as_str().unwrap(), claims["jti"].as_str().unwrap());
+    let mut pooled = app.conn();
+    let DbConnection::Postgres(pg) = &mut **pooled else {
+        return; // SQLite rotates in its writer's transaction only
+    };
+    let now = chrono::Utc::now().naive_utc();
+    let latest = now + TimeDelta::days(1);
+    let rotated = rotate_in_one_statement(pg, sub, sid, jti, "successor-1", latest, true, now).unwrap();
+    let (user, session, index) = rotated.expect("a live session's unused token rotates in one call");
+    assert_eq!((user.id.as_str(), session.id.as_str()), (sub, sid));
+    assert!(index.is_some(), "the session's status list index comes along");
+    let (used, successor): (Option<chrono::NaiveDateTime>, Option<String>) = refresh_tokens::table
+        .find(jti)
+        .select((refresh_tokens::used_at, refresh_tokens::replaced_by))
+        .get_result(pg)
+        .unwrap();
+    assert!(used.is_some());
+    assert_eq!(successor.as_deref(), Some("successor-1"));
+    let stored: i64 =
+        refresh_tokens::table.filter(refresh_tokens::jti.eq("successor-1")).count().get_result(pg).unwrap();
+    assert_eq!(stored, 1, "the successor is stored");
+    let again = rotate_in_one_statement(pg, sub, sid, jti, "successor-2", latest, true, now).unwrap();
+    assert!(again.is_none(), "a used token is left to the rotation transaction (grace or reuse)");
 }

@@ -396,7 +396,8 @@ pub async fn introspect(
         None => introspection::Introspection::inactive(),
         Some(verified) => {
             let (first_party, now) = (state.settings.tokens.client_id.clone(), state.clock.now_db());
-            db(&state, Access::Read, move |conn| Ok(introspection::introspect(conn, verified, &first_party, now)?)).await?
+            db(&state, Access::Read, move |conn| Ok(introspection::introspect(conn, verified, &first_party, now)?))
+                .await?
         }
     };
     Ok(no_store(StatusCode::OK).json(answer))

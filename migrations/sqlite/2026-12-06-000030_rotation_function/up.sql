@@ -1,0 +1,1 @@
+-- PostgreSQL only: the refresh function (SQLite rotates in one transaction of its batching writer).
