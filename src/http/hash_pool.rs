@@ -99,9 +99,22 @@ fn work(receiver: &Mutex<Receiver<Job>>) {
 }
 
 /// Request workers win the CPU from hashes when both want it; hashes still
-/// use every idle cycle.
+/// use every idle cycle. SCHED_IDLE first: a request thread that wakes takes
+/// the CPU from it at once. Nice alone was not enough (issue 16,
+/// benches/login-flood.sh): at nice 10 or even 19 the scheduler let a hash
+/// finish its slice before a woken request thread ran, and refreshes lost 40%
+/// of their throughput to a login flood. Nice stays as the fallback where
+/// SCHED_IDLE is refused.
 #[cfg(target_os = "linux")]
 fn lower_priority() {
+    use thread_priority::{
+        set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy, ThreadPriority,
+        ThreadSchedulePolicy,
+    };
+    let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+    if set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle).is_ok() {
+        return;
+    }
     // Linux nice is per thread: setpriority on this thread's own id.
     let tid = rustix::thread::gettid();
     if let Err(err) = rustix::process::setpriority_process(Some(tid), HASH_THREAD_NICENESS) {

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Issue 16: a login flood at twice the bcrypt capacity must not starve refreshes and
+# protected reads. Against a fresh release signet (SQLite, or postgres as $1) at the
+# production bcrypt cost (12), throttling off (every client is 127.0.0.1), default hashing
+# pool (one thread per core, nice +10, queue of 32):
+#   1. bcrypt capacity: 4 logins one after another give the time of one; capacity = cores / time.
+#   2. without the flood: refresh (wrk, benches/wrk/refresh.lua) and GET /v1/auth/me (wrk), 5 s each.
+#   3. the same two runs while benches/login_flood.py offers logins at twice the capacity
+#      (open loop), started 3 s before so its queue is full; then what the logins got back.
+#   cargo build --release --bin signet && benches/login-flood.sh [sqlite|postgres]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+backend="${1:-sqlite}"
+port="${PORT:-18600}" url="http://127.0.0.1:${PORT:-18600}"
+bin="${SIGNET_BIN:-target/release/signet}"
+pg="${SIGNET_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+work="$(mktemp -d /tmp/signet-flood.XXXXXX)"
+export PGSSLMODE=disable
+if [ "$backend" = postgres ]; then
+    psql "$pg" -q -c 'DROP DATABASE IF EXISTS signet_bench_flood WITH (FORCE)' -c 'CREATE DATABASE signet_bench_flood'
+    db="${pg%/*}/signet_bench_flood"
+else
+    db="sqlite://$work/signet.db"
+fi
+env SIGNET__SERVER__BIND="127.0.0.1:$port" SIGNET__DATABASE__URL="$db" SIGNET__KEYS__MASTER_KEY_FILE="$work/master.key" \
+    SIGNET__PASSWORDS__BCRYPT_COST=12 SIGNET__THROTTLE__ENABLED=false RUST_LOG=warn "$bin" serve >"$work/log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 1 100); do curl -sf "$url/readyz" >/dev/null && break; sleep 0.1; done
+
+password="violet tractor umbrella 42"
+register() { curl -sf "$url/v1/auth/register" -H 'content-type: application/json' \
+    -d "{\"username\":\"$1\",\"password\":\"$password\"}" >/dev/null; }
+login() { curl -sf "$url/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"username\":\"$1\",\"password\":\"$password\"}"; }
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+for i in $(seq 1 33); do register "wrk$i"; done
+register flooder
+register meuser
+
+start=$(date +%s.%N)
+for _ in 1 2 3 4; do login flooder >/dev/null; done
+one=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { print (b - a) / 4 }')
+capacity=$(awk -v t="$one" -v c="$(nproc)" 'BEGIN { printf "%.1f", c / t }')
+offered=$(awk -v c="$capacity" 'BEGIN { printf "%.1f", 2 * c }')
+echo "== $backend: one login takes $(awk -v t="$one" 'BEGIN { printf "%.0f", t * 1000 }') ms alone;" \
+     "bcrypt capacity ${capacity}/s on $(nproc) cores; the flood offers ${offered}/s"
+
+# Both phases' chains and the /me token first: under the flood a login waits its turn.
+for phase in quiet flood; do
+    for i in $(seq 1 33); do login "wrk$i" | field refresh_token; done >"$work/tokens-$phase"
+done
+access="$(login meuser | field access_token)"
+run_pair() { # run_pair <phase>
+    SIGNET_WRK_TOKENS="$work/tokens-$1" SIGNET_WRK_THREADS=2 \
+        wrk -t2 -c32 -d5s --latency -s benches/wrk/refresh.lua "$url" >"$work/refresh-$1"
+    wrk -t2 -c32 -d5s --latency -H "Authorization: Bearer $access" "$url/v1/auth/me" >"$work/me-$1"
+}
+report() { # report <label> <file>
+    echo "  $1: $(grep 'Requests/sec' "$2" | tr -s ' ') | p50 $(awk '$1 == "50%" {print $2}' "$2")" \
+         "p99 $(awk '$1 == "99%" {print $2}' "$2") | $(grep -c 'Non-2xx\|Socket errors' "$2" | sed 's/^0$/no errors/;s/^[1-9].*/ERRORS/')"
+}
+
+run_pair quiet
+python3 benches/login_flood.py "$url" flooder "$password" "$offered" 16 >"$work/flood" &
+flood=$!
+sleep 3
+run_pair flood
+wait $flood
+echo "without the flood:"
+report "refresh" "$work/refresh-quiet"
+report "GET /v1/auth/me" "$work/me-quiet"
+echo "with the flood:"
+report "refresh" "$work/refresh-flood"
+report "GET /v1/auth/me" "$work/me-flood"
+rq=$(awk '/Requests\/sec/ {print $2}' "$work/refresh-quiet"); rf=$(awk '/Requests\/sec/ {print $2}' "$work/refresh-flood")
+mq=$(awk '/Requests\/sec/ {print $2}' "$work/me-quiet"); mf=$(awk '/Requests\/sec/ {print $2}' "$work/me-flood")
+echo "throughput under the flood / without: refresh $(awk -v a="$rf" -v b="$rq" 'BEGIN { printf "%.2f", a / b }')," \
+     "/me $(awk -v a="$mf" -v b="$mq" 'BEGIN { printf "%.2f", a / b }')"
+echo "the flood's logins:"
+sed 's/^/  /' "$work/flood"
