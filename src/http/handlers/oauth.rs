@@ -204,6 +204,21 @@ fn client_auth(req: &HttpRequest, form: &Form) -> Result<ClientAuth, OAuthError>
 /// right secret through (no lock-out of a valid client), but its failures
 /// answer 429.
 async fn authenticate(state: &AppState, req: &HttpRequest, auth: ClientAuth) -> Result<Client, OAuthError> {
+    authenticate_then(state, req, auth, |_, client| Ok(client)).await
+}
+
+/// [`authenticate`], then `then` with the client on the same connection in
+/// the same trip to the database (introspection: one round trip, not two).
+async fn authenticate_then<T, F>(
+    state: &AppState,
+    req: &HttpRequest,
+    auth: ClientAuth,
+    then: F,
+) -> Result<T, OAuthError>
+where
+    F: FnOnce(&mut crate::db::DbConnection, Client) -> Result<T, OAuthError> + Send + 'static,
+    T: Send + 'static,
+{
     let ClientAuth::Secret { id, secret } = auth else {
         return Err(OAuthError::InvalidClient);
     };
@@ -217,9 +232,14 @@ async fn authenticate(state: &AppState, req: &HttpRequest, auth: ClientAuth) -> 
     }
     let keys = state.keys.clone();
     let client_id = id.clone();
-    let found = state.db(move |conn| clients::authenticate(conn, keys.master(), &client_id, &secret)).await?;
+    let found =
+        db(state, Access::Read, move |conn| match clients::authenticate(conn, keys.master(), &client_id, &secret)? {
+            Some(client) => then(conn, client).map(Some),
+            None => Ok(None),
+        })
+        .await?;
     match (found, throttle) {
-        (Some(client), _) => Ok(client),
+        (Some(done), _) => Ok(done),
         (None, None) => Err(OAuthError::InvalidClient),
         (None, Some(throttle)) => {
             log::info!("client authentication failed");
@@ -390,16 +410,19 @@ pub async fn introspect(
 ) -> Result<HttpResponse, OAuthError> {
     let form = read_form(&state, &req, payload).await?;
     let auth = client_auth(&req, &form)?;
-    authenticate(&state, &req, auth).await?;
-    let token = form.required("token")?;
-    let answer = match verify_presented(&state, token).await {
-        None => introspection::Introspection::inactive(),
-        Some(verified) => {
-            let (first_party, now) = (state.settings.tokens.client_id.clone(), state.clock.now_db());
-            db(&state, Access::Read, move |conn| Ok(introspection::introspect(conn, verified, &first_party, now)?))
-                .await?
-        }
+    // Verified before the client is known (anyone can check a signature with
+    // the published keys), so both checks take one trip to the database; a
+    // missing token is still reported after the client's authentication.
+    let verified = match form.required("token") {
+        Ok(token) => Ok(verify_presented(&state, token).await),
+        Err(missing) => Err(missing),
     };
+    let (first_party, now) = (state.settings.tokens.client_id.clone(), state.clock.now_db());
+    let answer = authenticate_then(&state, &req, auth, move |conn, _client| match verified? {
+        None => Ok(introspection::Introspection::inactive()),
+        Some(verified) => Ok(introspection::introspect(conn, verified, &first_party, now)?),
+    })
+    .await?;
     Ok(no_store(StatusCode::OK).json(answer))
 }
 
