@@ -25,6 +25,7 @@ backend_tests!(
     discovery_names_the_oauth_endpoints,
     failed_client_authentication_is_throttled_without_locking_out_the_client,
     the_cli_creates_lists_rotates_and_deletes_clients,
+    introspection_on_another_instance_learns_a_key_it_has_not_loaded,
 );
 
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -869,4 +870,31 @@ async fn the_cli_creates_lists_rotates_and_deletes_clients(app: TestApp) {
     assert!(status_invalid(&app, &token));
     let res = basic(&app, "/oauth/token", &rotated, &[("grant_type", "client_credentials")]).send().await.unwrap();
     assert_oauth_error(res, 401, "invalid_client").await;
+}
+
+/// An emergency key rotation on one instance: its tokens carry a `kid` the
+/// other has not loaded yet. Introspection there reloads the keys once and
+/// answers from the token's real state, instead of calling it inactive.
+async fn introspection_on_another_instance_learns_a_key_it_has_not_loaded(app: TestApp) {
+    use base64::Engine;
+    use signet::keys::master::MasterKey;
+    use signet::keys::rotation::{Activation, Schedule};
+
+    let peer = app.spawn_peer(crate::helpers::defaults).await;
+    let admin = app.admin_token("root").await;
+    let c = create_client(&app, &admin, &["reader"], &[]).await;
+    let old_kid = jsonwebtoken::decode_header(&cc_token(&app, &c).await).unwrap().kid.unwrap();
+
+    let master_bytes = base64::engine::general_purpose::STANDARD.decode(crate::helpers::TEST_MASTER_KEY).unwrap();
+    let master = MasterKey::from_bytes(&master_bytes).unwrap();
+    let schedule = Schedule::from_settings(&app.settings);
+    signet::keys::commands::rotate(&mut app.conn(), &master, &schedule, app.clock_now(), Activation::Now).unwrap();
+    app.tick().await; // only `app` reloads
+
+    let token = cc_token(&app, &c).await;
+    let new_kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
+    assert_ne!(new_kid, old_kid, "the emergency key signs at once");
+    let body = introspect(&peer, &c, &token).await;
+    assert_eq!(body["active"], true, "{body}");
+    assert_eq!(body["sub"], c.id.as_str());
 }
