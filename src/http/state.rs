@@ -105,7 +105,7 @@ impl AppState {
     }
 
     /// [`AppState::db`] for the write paths taken on every login, refresh
-    /// and logout: on SQLite they queue for the one writer in the gate.
+    /// and logout: on SQLite they go to the batching writer thread.
     pub async fn db_write<T, F>(&self, work: F) -> Result<T, ApiError>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
