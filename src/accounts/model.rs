@@ -84,21 +84,6 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<User>> {
     users::table.find(id).select(User::as_select()).get_result(conn).optional()
 }
 
-/// A refresh rotation's first read. PostgreSQL: the user under a shared row
-/// lock (held to the end of the transaction), so a disable or delete in
-/// flight is waited for and none can commit before the rotation does; the
-/// outer None means SQLite, whose rotation reads the user after its first
-/// write instead (a read first would make the write lock an upgrade that can
-/// fail instead of waiting).
-pub fn find_for_rotation(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Option<User>>> {
-    match conn {
-        DbConnection::Postgres(pg) => {
-            users::table.find(id).select(User::as_select()).for_share().get_result(pg).optional().map(Some)
-        }
-        DbConnection::Sqlite(_) => Ok(None),
-    }
-}
-
 pub fn find_by_username_key(conn: &mut DbConnection, key: &str) -> QueryResult<Option<User>> {
     users::table.filter(users::username_key.eq(key)).select(User::as_select()).get_result(conn).optional()
 }

@@ -37,30 +37,6 @@ pub struct RefreshToken {
     pub replaced_by: Option<String>,
 }
 
-/// The columns of [`Session`], in its field order (a `RETURNING` list:
-/// diesel's `as_returning` does not cross the two-backend connection).
-const SESSION_COLUMNS: (
-    sessions::id,
-    sessions::user_id,
-    sessions::created_at,
-    sessions::last_used_at,
-    sessions::expires_at,
-    sessions::user_agent,
-    sessions::ip,
-    sessions::revoked_at,
-    sessions::revoked_reason,
-) = (
-    sessions::id,
-    sessions::user_id,
-    sessions::created_at,
-    sessions::last_used_at,
-    sessions::expires_at,
-    sessions::user_agent,
-    sessions::ip,
-    sessions::revoked_at,
-    sessions::revoked_reason,
-);
-
 pub fn insert_session(conn: &mut DbConnection, session: &Session) -> QueryResult<()> {
     diesel::insert_into(sessions::table).values(session).execute(conn).map(|_| ())
 }
@@ -106,17 +82,11 @@ pub fn lock_for_rotation(conn: &mut DbConnection, user_id: &str, session_id: &st
     Ok(())
 }
 
-/// Touches a live session of `user_id` (`last_used_at`) and returns it with
-/// its status list index; None when it is revoked, expired, another user's
-/// or gone. The update holds the session's row lock on PostgreSQL and is the
-/// SQLite transaction's first write, so a rotation reads and claims under it.
-pub fn touch_live_session(
-    conn: &mut DbConnection,
-    id: &str,
-    user_id: &str,
-    now: NaiveDateTime,
-) -> QueryResult<Option<(Session, Option<StatusRef>)>> {
-    let row: Option<(Session, Option<i64>, Option<i64>)> = diesel::update(
+/// Touches a live session of `user_id` (`last_used_at`); 0 when it is
+/// revoked, expired, another user's or gone. The SQLite rotation's first
+/// statement, so it takes the write lock before anything is read.
+pub fn touch_live_session(conn: &mut DbConnection, id: &str, user_id: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(
         sessions::table
             .filter(sessions::id.eq(id))
             .filter(sessions::user_id.eq(user_id))
@@ -124,10 +94,7 @@ pub fn touch_live_session(
             .filter(sessions::expires_at.gt(now)),
     )
     .set(sessions::last_used_at.eq(now))
-    .returning((SESSION_COLUMNS, sessions::status_list, sessions::status_idx))
-    .get_result(conn)
-    .optional()?;
-    Ok(row.map(|(session, list, idx)| (session, StatusRef::from_columns(list, idx))))
+    .execute(conn)
 }
 
 /// The common refresh on PostgreSQL, in one call of the

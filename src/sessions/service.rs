@@ -184,25 +184,26 @@ pub fn rotate(
             return Ok(Rotated { minted, within_grace: false });
         }
     }
-    // Five statements: user, session, claim, (SQLite: user), new token. Locks
-    // are taken in the order every revocation takes them (user, session,
-    // tokens), so a logout or disable in flight is waited for and none deadlock.
+    // The general path (PostgreSQL's fallback, SQLite's only one). Locks are
+    // taken in the order every revocation takes them (user, session, tokens),
+    // so a logout or disable in flight is waited for and none deadlock.
     let rotated = conn.transaction(|conn| -> Result<Minted, Unclaimed> {
-        // PostgreSQL: the user first, shared, so a disable cannot commit until
-        // this rotation has; SQLite needs no row locks (one writer at a time)
-        // and must write first, so it reads the user after the session update.
-        let locked_user = users::find_for_rotation(conn, &claims.sub)?;
-        let (session, index) =
-            model::touch_live_session(conn, &claims.sid, &claims.sub, now)?.ok_or(Unclaimed::NotClaimed)?;
+        // PostgreSQL: user shared, session exclusive. SQLite takes no row
+        // locks (one writer at a time); its first statement is the touch, a
+        // write, so the write lock is held before anything is read.
+        model::lock_for_rotation(conn, &claims.sub, &claims.sid)?;
+        if model::touch_live_session(conn, &claims.sid, &claims.sub, now)? == 0 {
+            return Err(Unclaimed::NotClaimed);
+        }
+        let (session, index, user) =
+            model::find_session_with_user(conn, &claims.sid)?.ok_or(ApiError::InvalidRefreshToken)?;
+        if user.disabled {
+            return Err(ApiError::InvalidRefreshToken.into());
+        }
         let spec = refresh_spec(settings, &session, now);
         if model::claim_refresh_token(conn, &claims.jti, &session.id, &claims.sub, &spec.jti, now)? == 0 {
             return Err(Unclaimed::NotClaimed);
         }
-        let user = match locked_user {
-            Some(user) => user,
-            None => users::find(conn, &claims.sub)?,
-        };
-        let user = user.filter(|user| !user.disabled).ok_or(ApiError::InvalidRefreshToken)?;
         let status = session_status(conn, revocation, &session, index, now)?;
         Ok(issue_in_session(conn, settings, key, &user, &session, status, spec, now)?)
     });
