@@ -13,14 +13,6 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::error::ApiError;
 
-/// Whether database work is one of the hot writes: on SQLite those go to the
-/// batching writer thread instead of the pool.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Access {
-    Read,
-    Write,
-}
-
 pub struct DbGate {
     /// One permit per pooled connection, so a blocking thread that starts
     /// the work finds a connection free (background tasks aside).

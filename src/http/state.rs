@@ -9,7 +9,7 @@ use actix_web::{web, HttpRequest};
 use signet_verify::Verifier;
 
 use super::client_ip::client_ip;
-use super::db_gate::{Access, DbGate};
+use super::db_gate::DbGate;
 use super::hash_pool::HashPool;
 use super::rate_limit::{Endpoint, RateLimits};
 use super::sqlite_writer::{Attempt, Job, SqliteWriter};
@@ -25,6 +25,14 @@ use crate::http::metrics::Metrics;
 use crate::keys::service::KeyService;
 use crate::lifecycle::Shutdown;
 use crate::status_lists::service::StatusLists;
+
+/// Whether database work is one of the hot writes: on SQLite those go to the
+/// batching writer thread instead of the pool.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Access {
+    Read,
+    Write,
+}
 
 /// An error of database work that may be the connection's fault: the pool
 /// then drops the connection instead of handing it out again.

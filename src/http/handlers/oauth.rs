@@ -17,13 +17,12 @@ use crate::clients::model::Client;
 use crate::clients::service as clients;
 use crate::error::ApiError;
 use crate::http::body::{content_type_essence, read_body};
-use crate::http::db_gate::Access;
 use crate::http::flows;
 use crate::http::metrics::{self, Event};
 use crate::http::problem::RETRY_AFTER_SECS;
 use crate::http::rate_limit::client_key;
 use crate::http::response::no_store;
-use crate::http::state::{AppState, ConnectionFault};
+use crate::http::state::{Access, AppState, ConnectionFault};
 use crate::oauth::introspection::{self, Verified};
 use crate::oauth::{grants, OAuthError, ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT};
 use crate::tokens::verify_refresh;
@@ -232,8 +231,8 @@ where
     }
     let keys = state.keys.clone();
     let client_id = id.clone();
-    let found =
-        db(state, Access::Read, move |conn| match clients::authenticate(conn, keys.master(), &client_id, &secret)? {
+    let found = state
+        .db_as(Access::Read, move |conn| match clients::authenticate(conn, keys.master(), &client_id, &secret)? {
             Some(client) => then(conn, client).map(Some),
             None => Ok(None),
         })
@@ -299,15 +298,7 @@ pub async fn token(
     }
 }
 
-/// Database work of a grant on the blocking pool; its errors stay OAuth errors.
-async fn db<T, F>(state: &AppState, access: Access, work: F) -> Result<T, OAuthError>
-where
-    F: FnOnce(&mut crate::db::DbConnection) -> Result<T, OAuthError> + Send + 'static,
-    T: Send + 'static,
-{
-    state.db_as(access, work).await
-}
-
+/// The OAuth routes' database work keeps its OAuth errors (`AppState::db_as`).
 impl ConnectionFault for OAuthError {
     fn may_be_the_connection(&self) -> bool {
         matches!(self, OAuthError::Api(err) if err.may_be_the_connection())
@@ -324,19 +315,20 @@ async fn client_credentials(
     let (scope, audience) = (form.get("scope").map(str::to_owned), form.get("audience").map(str::to_owned));
     let (settings, now) = (state.settings.clone(), state.clock.now_db());
     let signer = state.keys.signer(now)?;
-    let issued = db(state, Access::Write, move |conn| {
-        grants::client_credentials(
-            conn,
-            &settings.tokens,
-            &settings.revocation,
-            &signer,
-            &client,
-            scope.as_deref(),
-            audience.as_deref(),
-            now,
-        )
-    })
-    .await?;
+    let issued = state
+        .db_as(Access::Write, move |conn| {
+            grants::client_credentials(
+                conn,
+                &settings.tokens,
+                &settings.revocation,
+                &signer,
+                &client,
+                scope.as_deref(),
+                audience.as_deref(),
+                now,
+            )
+        })
+        .await?;
     metrics::record(req, Event::Issued("access"));
     Ok(no_store(StatusCode::OK).json(issued))
 }
@@ -394,10 +386,11 @@ async fn token_exchange(
     let status = status.map_err(|()| invalid_subject())?;
     let (settings, now) = (state.settings.clone(), state.clock.now_db());
     let signer = state.keys.signer(now)?;
-    let issued = db(state, Access::Write, move |conn| {
-        grants::token_exchange(conn, &settings.tokens, &signer, &client, *subject, status, &audience, now)
-    })
-    .await?;
+    let issued = state
+        .db_as(Access::Write, move |conn| {
+            grants::token_exchange(conn, &settings.tokens, &signer, &client, *subject, status, &audience, now)
+        })
+        .await?;
     metrics::record(req, Event::Issued("access"));
     Ok(no_store(StatusCode::OK).json(issued))
 }
@@ -444,7 +437,7 @@ pub async fn revoke(
     let token = form.required("token")?;
     if let Some(verified) = verify_presented(&state, token).await {
         let now = state.clock.now_db();
-        if db(&state, Access::Write, move |conn| Ok(introspection::revoke(conn, verified, now)?)).await? {
+        if state.db_write(move |conn| introspection::revoke(conn, verified, now)).await? {
             metrics::record(&req, Event::Revoked("oauth_revoke"));
         }
     }
