@@ -239,4 +239,26 @@ mod tests {
         }
         assert_eq!(rows(&mut check), vec!["a", "b", "c"]);
     }
+
+    #[test]
+    fn a_full_queue_answers_503_at_once() {
+        let (_dir, manager, _check) = database();
+        let writer = SqliteWriter::start(manager, 1).unwrap();
+        let (started, running) = channel();
+        let (release, hold) = channel::<()>();
+        // The first job holds the writer thread until released.
+        writer
+            .submit(Box::new(move |_| {
+                started.send(()).unwrap();
+                hold.recv().unwrap();
+                Box::new(|_| {})
+            }))
+            .unwrap();
+        running.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+        let (seen, _answers) = channel();
+        writer.submit(insert("queued", false, seen.clone())).expect("one place in the queue");
+        let refused = writer.submit(insert("refused", false, seen));
+        assert!(matches!(refused, Err(ApiError::Unavailable(_))), "full: 503 at once, not a wait");
+        release.send(()).unwrap();
+    }
 }
