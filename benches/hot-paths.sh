@@ -16,18 +16,13 @@ cd "$(dirname "$0")/.."
 backend="${1:?sqlite or postgres}"
 prefill="${PREFILL:-100000}" clients="${CLIENTS:-32}" secs="${SECS:-10}" wrk_secs="${WRK_SECS:-5}"
 port="${PORT:-18500}"
-pg="${SIGNET_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 bin="${SIGNET_BIN:-target/release/signet}" load="${LOAD_BIN:-target/release/examples/refresh_load}"
 work="$(mktemp -d /tmp/signet-hot.XXXXXX)"
 url="http://127.0.0.1:$port"
 export PGSSLMODE=disable
 
-if [ "$backend" = postgres ]; then
-    psql "$pg" -q -c 'DROP DATABASE IF EXISTS signet_bench_hot WITH (FORCE)' -c 'CREATE DATABASE signet_bench_hot'
-    db="${pg%/*}/signet_bench_hot"
-else
-    db="sqlite://$work/signet.db"
-fi
+. benches/lib.sh
+db="$(fresh_database "$backend" signet_bench_hot "$work")"
 server_env=(SIGNET__SERVER__BIND="127.0.0.1:$port" SIGNET__DATABASE__URL="$db"
     SIGNET__KEYS__MASTER_KEY_FILE="$work/master.key" SIGNET__PASSWORDS__BCRYPT_COST=4
     SIGNET__THROTTLE__ENABLED=false RUST_LOG=warn ${EXTRA_ENV:-})
@@ -38,7 +33,7 @@ filler="INSERT INTO users (id, username, username_key, email, password_hash, rol
   VALUES ('00000000-0000-0000-0000-000000000000', 'filler', 'filler', NULL, 'x', '[\"user\"]', false,
           '2026-01-01 00:00:00', '2026-01-01 00:00:00');"
 if [ "$backend" = postgres ]; then
-    psql "${pg%/*}/signet_bench_hot" -q -v ON_ERROR_STOP=1 -c "$filler" -c "
+    psql "$db" -q -v ON_ERROR_STOP=1 -c "$filler" -c "
       INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at)
         SELECT 's' || i, '00000000-0000-0000-0000-000000000000', now(), now(), '2099-01-01'
         FROM generate_series(1, $prefill) i;
@@ -66,7 +61,7 @@ fi
 env "${server_env[@]}" "$bin" serve >"$work/log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 100); do curl -sf "$url/readyz" >/dev/null && break; sleep 0.1; done
+wait_ready "$url" || { cat "$work/log"; exit 1; }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 # All PostgreSQL server processes' CPU (the pool's backends live through the run).
@@ -129,4 +124,5 @@ SIGNET_WRK_TOKENS="$work/tokens" SIGNET_WRK_THREADS=2 \
 echo "refresh (wrk -t2 -c32 -d${wrk_secs}s -s benches/wrk/refresh.lua): cpu/req $(per_request "$before" "$(wrk_requests "$work/wrk-refresh")") ms"
 wrk_line "$work/wrk-refresh"
 echo "peak RSS (VmHWM): $(awk '/VmHWM/ {printf "%.1f MB", $2 / 1024}' "/proc/$pid/status")"
-if grep -q 'WARN\|ERROR' "$work/log"; then echo "server log:"; grep 'WARN\|ERROR' "$work/log" | grep -v master | head -5; fi
+warnings="$(grep 'WARN\|ERROR' "$work/log" | grep -v master | head -5 || true)"
+if [ -n "$warnings" ]; then echo "server log:"; echo "$warnings"; fi

@@ -13,20 +13,14 @@ cd "$(dirname "$0")/.."
 backend="${1:-sqlite}"
 port="${PORT:-18600}" url="http://127.0.0.1:${PORT:-18600}"
 bin="${SIGNET_BIN:-target/release/signet}"
-pg="${SIGNET_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 work="$(mktemp -d /tmp/signet-flood.XXXXXX)"
-export PGSSLMODE=disable
-if [ "$backend" = postgres ]; then
-    psql "$pg" -q -c 'DROP DATABASE IF EXISTS signet_bench_flood WITH (FORCE)' -c 'CREATE DATABASE signet_bench_flood'
-    db="${pg%/*}/signet_bench_flood"
-else
-    db="sqlite://$work/signet.db"
-fi
+. benches/lib.sh
+db="$(fresh_database "$backend" signet_bench_flood "$work")"
 env SIGNET__SERVER__BIND="127.0.0.1:$port" SIGNET__DATABASE__URL="$db" SIGNET__KEYS__MASTER_KEY_FILE="$work/master.key" \
     SIGNET__PASSWORDS__BCRYPT_COST=12 SIGNET__THROTTLE__ENABLED=false RUST_LOG=warn "$bin" serve >"$work/log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 100); do curl -sf "$url/readyz" >/dev/null && break; sleep 0.1; done
+wait_ready "$url" || { cat "$work/log"; exit 1; }
 
 password="violet tractor umbrella 42"
 register() { curl -sf "$url/v1/auth/register" -H 'content-type: application/json' \

@@ -9,16 +9,11 @@
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 backend="${1:?sqlite or postgres}"
-pg="${SIGNET_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 work="$(mktemp -d /tmp/signet-oauth-bench.XXXXXX)"
 port=18096
 master="$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
-if [ "$backend" = postgres ]; then
-    psql "$pg" -q -c 'DROP DATABASE IF EXISTS signet_bench_oauth WITH (FORCE)' -c 'CREATE DATABASE signet_bench_oauth'
-    db="${pg%/*}/signet_bench_oauth"
-else
-    db="sqlite://$work/signet.db"
-fi
+. "$repo/benches/lib.sh"
+db="$(fresh_database "$backend" signet_bench_oauth "$work")"
 run() {
     exec env SIGNET__SERVER__BIND="127.0.0.1:$port" SIGNET__DATABASE__URL="$db" SIGNET__KEYS__MASTER_KEY="$master" \
         SIGNET__TOKENS__ISSUER="http://127.0.0.1:$port" RUST_LOG=warn "$repo/target/release/signet" "$@"
@@ -27,9 +22,7 @@ run() {
 (cd "$work" && run serve) >"$work/log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
-up=""
-for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && { up=1; break; }; sleep 0.1; done
-[ -n "$up" ] || { cat "$work/log"; exit 1; }
+wait_ready "http://127.0.0.1:$port" || { cat "$work/log"; exit 1; }
 out="$(cd "$work" && run clients create load --role reader)"
 id="$(echo "$out" | sed -n 's/^client_id: //p')"
 secret="$(echo "$out" | sed -n 's/^client_secret: //p')"
