@@ -6,10 +6,12 @@
 # Phases, one server: /healthz (wrk, the bare-route yardstick), /v1/auth/me (wrk, one user's
 # access token), refresh with examples/refresh_load (CLIENTS chains), refresh with wrk
 # (benches/wrk/refresh.lua, 2 threads x 32 connections, one chain per connection).
-# Prints each phase's rate, latency and the signet CPU it took per request (utime + stime from
+# Prints each phase's rate, latency and the signet CPU it took per request (and, for the wrk
+# refresh, each signet thread's share of a core) (utime + stime from
 # /proc, so the load generator's CPU on the same cores is not counted), and the peak RSS.
 # Env: PREFILL (100000), CLIENTS (32), SECS (10, refresh_load), WRK_SECS (5), PORT (18500),
 # SIGNET_TEST_POSTGRES_URL (PostgreSQL server; the database signet_bench_hot is recreated),
+# PERF_OUT (perf record of signet during the wrk refresh, to this file),
 # EXTRA_ENV (more VAR=value settings for the server, space separated).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -118,11 +120,20 @@ sed 's/^/  /' "$work/gen"
 
 # 2 threads x 32 connections = 32 chains, plus the one wrk takes to check the script.
 for i in $(seq 1 33); do login "wrk$i" | field refresh_token; done >"$work/tokens"
-before=$(cpu_ticks); pg_before=$(pg_ticks)
+before=$(cpu_ticks); pg_before=$(pg_ticks); thread_ticks "$pid" >"$work/threads-before"
+# PERF_OUT=file: perf records signet during this phase (perf report -i file --no-children).
+perf_pid=
+if [ -n "${PERF_OUT:-}" ]; then
+    perf record -q -g -F 999 -p "$pid" -o "$PERF_OUT" -- sleep "$wrk_secs" 2>/dev/null & perf_pid=$!
+fi
 SIGNET_WRK_TOKENS="$work/tokens" SIGNET_WRK_THREADS=2 \
     wrk -t2 -c32 -d"${wrk_secs}s" --latency -s benches/wrk/refresh.lua "$url" >"$work/wrk-refresh"
+[ -z "$perf_pid" ] || wait "$perf_pid"
 echo "refresh (wrk -t2 -c32 -d${wrk_secs}s -s benches/wrk/refresh.lua): cpu/req $(per_request "$before" "$(wrk_requests "$work/wrk-refresh")") ms"
 wrk_line "$work/wrk-refresh"
+thread_ticks "$pid" >"$work/threads-after"
+echo "  signet threads during it (a thread near 100% is the bottleneck):"
+thread_share "$work/threads-before" "$work/threads-after" "$wrk_secs"
 echo "peak RSS (VmHWM): $(awk '/VmHWM/ {printf "%.1f MB", $2 / 1024}' "/proc/$pid/status")"
 warnings="$(grep 'WARN\|ERROR' "$work/log" | grep -v master | head -5 || true)"
 if [ -n "$warnings" ]; then echo "server log:"; echo "$warnings"; fi

@@ -19,3 +19,21 @@ wait_ready() {
     echo "signet at $1 did not become ready" >&2
     return 1
 }
+
+# thread_ticks PID: one line per thread, "<name> <utime+stime ticks>", threads of one name
+# summed (actix workers, blocking threads...), to diff before and after a phase and find
+# which thread is the bottleneck.
+thread_ticks() {
+    for t in /proc/"$1"/task/*; do
+        echo "$(cat "$t/comm" 2>/dev/null) $(awk '{print $14 + $15}' "$t/stat" 2>/dev/null)"
+    done | awk 'NF == 2 { s[$1] += $2 } END { for (n in s) print n, s[n] }' | sort
+}
+
+# thread_share BEFORE_FILE AFTER_FILE SECONDS: each thread name's share of one core
+# between two thread_ticks snapshots, busiest first.
+thread_share() {
+    local hz; hz=$(getconf CLK_TCK)
+    join -a2 -e0 -o 0,1.2,2.2 "$1" "$2" |
+        awk -v hz="$hz" -v secs="$3" '{ d = $3 - $2; if (d > 0) printf "  %-22s %5.1f%% of a core\n", $1, d * 100 / hz / secs }' |
+        sort -k2 -rn
+}

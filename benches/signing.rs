@@ -1,5 +1,6 @@
 //! Sign and verify cost per algorithm, as signet does them: an access token
-//! signed with a stored key, verified by `signet_verify::Verifier` (header,
+//! signed with a stored key parsed once (and, for comparison, with
+//! jsonwebtoken's `encode`, which parses it on every call), verified by `signet_verify::Verifier` (header,
 //! kid lookup, signature, claims). Run: `cargo bench --bench signing`.
 
 use std::hint::black_box;
@@ -8,6 +9,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use jsonwebtoken::{encode, Header};
 use signet::config::SigningAlgorithm;
 use signet::keys::algorithms::{encoding_key, generate};
+use signet::keys::signer::PreparedKey;
 use signet_verify::{AccessClaims, Audience, JwkSet, KeySet, Rules, Verifier};
 
 fn claims() -> AccessClaims {
@@ -45,8 +47,15 @@ fn bench(c: &mut Criterion) {
         let verifier = Verifier::new(keys, rules).with_cache_capacity(0);
         verifier.verify(&token).expect("verifies");
 
+        let prepared = PreparedKey::from_pkcs8(key.algorithm, &key.pkcs8).expect("prepared key");
+
         let name = algorithm.name();
-        c.bench_function(&format!("sign/{name}"), |b| b.iter(|| encode(&header, black_box(&claims), &encoding)));
+        // signet's way: the key parsed once, when the key ring loads.
+        c.bench_function(&format!("sign/{name}"), |b| b.iter(|| prepared.encode(&header, black_box(&claims))));
+        // jsonwebtoken's `encode`, which parses the key on every call.
+        c.bench_function(&format!("sign-parsing-each-time/{name}"), |b| {
+            b.iter(|| encode(&header, black_box(&claims), &encoding))
+        });
         c.bench_function(&format!("verify/{name}"), |b| b.iter(|| verifier.verify(black_box(&token))));
     }
 }

@@ -8,3 +8,4 @@ pub mod model;
 pub mod ring;
 pub mod rotation;
 pub mod service;
+pub mod signer;

@@ -10,19 +10,35 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use chrono::NaiveDateTime;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
-use jsonwebtoken::{Algorithm, EncodingKey};
+use jsonwebtoken::{Algorithm, Header};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use signet_verify::KeySet;
 
-use super::algorithms;
 use super::master::{MasterKey, PROTECTION};
 use super::model::{SigningKeyRow, STATE_ACTIVE, STATE_NEXT, STATE_RETIRED};
+use super::signer::PreparedKey;
 
-/// A private key ready to sign.
+/// A private key ready to sign, with the `kid` its tokens name.
 pub struct SigningKey {
     pub kid: String,
     pub algorithm: Algorithm,
-    pub encoding: EncodingKey,
+    key: PreparedKey,
+}
+
+impl SigningKey {
+    pub fn new(kid: String, key: PreparedKey) -> SigningKey {
+        SigningKey { kid, algorithm: key.algorithm(), key }
+    }
+
+    /// A compact JWS of `claims` whose header carries this key's `alg` and
+    /// `kid`, and `typ`.
+    pub fn sign_jwt<T: Serialize>(&self, typ: &str, claims: &T) -> anyhow::Result<String> {
+        let mut header = Header::new(self.algorithm);
+        header.kid = Some(self.kid.clone());
+        header.typ = Some(typ.to_owned());
+        self.key.encode(&header, claims)
+    }
 }
 
 /// The keys as of one reload.
@@ -102,8 +118,7 @@ fn signing_key(row: &SigningKeyRow, master: &MasterKey) -> anyhow::Result<Signin
     }
     let pkcs8 = master.open(&row.kid, &row.private_key)?;
     let algorithm: Algorithm = row.algorithm.parse().with_context(|| format!("signing key {}", row.kid))?;
-    let encoding = algorithms::encoding_key(algorithm, &pkcs8)?;
-    Ok(SigningKey { kid: row.kid.clone(), algorithm, encoding })
+    Ok(SigningKey::new(row.kid.clone(), PreparedKey::from_pkcs8(algorithm, &pkcs8)?))
 }
 
 /// The current snapshot, swapped whole on reload.

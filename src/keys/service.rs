@@ -18,6 +18,7 @@ use super::master::MasterKey;
 use super::model;
 use super::ring::{KeyRing, SigningKey, Snapshot};
 use super::rotation::{self, Schedule};
+use super::signer::PreparedKey;
 use crate::clock::SharedClock;
 use crate::config::{Settings, SigningAlgorithm};
 use crate::db::{DbConnection, Pool};
@@ -225,7 +226,7 @@ impl HmacKey {
         let encoding = EncodingKey::from_secret(&secret)?;
         // kid: the RFC 7638 thumbprint of the oct key (a hash, not the secret).
         let kid = Jwk::from_encoding_key(&encoding, Algorithm::HS256)?.thumbprint(ThumbprintHash::SHA256)?;
-        let signing = Arc::new(SigningKey { kid: kid.clone(), algorithm: Algorithm::HS256, encoding });
+        let signing = Arc::new(SigningKey::new(kid.clone(), PreparedKey::hs256(&secret)));
         Ok(Some(HmacKey { kid, secret, signing }))
     }
 }

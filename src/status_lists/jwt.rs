@@ -1,7 +1,6 @@
 //! The signed list: a compact JWS with `typ: statuslist+jwt`, signed by the
 //! key that signs access tokens now (its `kid` is in the JWKS).
 
-use jsonwebtoken::{encode, Header};
 use serde::Serialize;
 
 use crate::keys::ring::SigningKey;
@@ -35,9 +34,6 @@ pub struct ListToken<'a> {
 }
 
 pub fn sign(key: &SigningKey, list: &ListToken<'_>) -> anyhow::Result<String> {
-    let mut header = Header::new(key.algorithm);
-    header.kid = Some(key.kid.clone());
-    header.typ = Some(STATUS_LIST_TYPE.to_owned());
     let claims = ListClaims {
         iss: list.issuer,
         sub: list.uri,
@@ -46,5 +42,5 @@ pub fn sign(key: &SigningKey, list: &ListToken<'_>) -> anyhow::Result<String> {
         ttl: list.ttl,
         status_list: ListBody { bits: 1, lst: list.lst },
     };
-    Ok(encode(&header, &claims, &key.encoding)?)
+    key.sign_jwt(STATUS_LIST_TYPE, &claims)
 }

@@ -1,7 +1,6 @@
 //! Minting signed tokens: the RFC 9068 access token and the refresh token,
 //! exactly as API.md describes them. Verification lives in `signet-verify`.
 
-use jsonwebtoken::{encode, Header};
 use serde::{Deserialize, Serialize};
 use signet_verify::{AccessClaims, Audience, Status, StatusListRef, TimeBound, Verifier, VerifyError};
 use uuid::Uuid;
@@ -106,7 +105,7 @@ pub fn mint_pair(
         sid: subject.session_id.to_owned(),
         nbf: None,
     };
-    let refresh_token = encode(&header(key, REFRESH_TOKEN_TYPE), &refresh, &key.encoding)?;
+    let refresh_token = key.sign_jwt(REFRESH_TOKEN_TYPE, &refresh)?;
     Ok(Minted {
         pair: TokenPair {
             access_token,
@@ -157,14 +156,7 @@ pub fn status_claim(issuer: &str, entry: StatusRef) -> Status {
 
 /// Signs access-token claims built elsewhere (the OAuth grants) as `at+jwt`.
 pub fn sign_access(key: &SigningKey, claims: &AccessClaims) -> anyhow::Result<String> {
-    Ok(encode(&header(key, signet_verify::ACCESS_TOKEN_TYPE), claims, &key.encoding)?)
-}
-
-fn header(key: &SigningKey, typ: &str) -> Header {
-    let mut header = Header::new(key.algorithm);
-    header.kid = Some(key.kid.clone());
-    header.typ = Some(typ.to_owned());
-    header
+    key.sign_jwt(signet_verify::ACCESS_TOKEN_TYPE, claims)
 }
 
 /// Verifies a refresh token's signature, type, issuer, audience and expiry.
