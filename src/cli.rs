@@ -66,7 +66,11 @@ pub enum KeysCommand {
         now: bool,
     },
     /// Compromise: stop signing and verifying with KID at once and erase it.
-    Retire { kid: String },
+    Retire {
+        /// A kid is base64url and may start with '-'.
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -321,4 +325,20 @@ fn generate_password() -> anyhow::Result<SecretString> {
     let mut bytes = [0u8; 18];
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| anyhow!("no randomness available"))?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn a_kid_that_starts_with_a_hyphen_is_a_kid_not_a_flag() {
+        let cli = Cli::try_parse_from(["signet", "keys", "retire", "-NLoCvePq5IWjiBWSVU"]).expect("parses");
+        let Some(Command::Keys(KeysCommand::Retire { kid })) = cli.command else {
+            panic!("not keys retire");
+        };
+        assert_eq!(kid, "-NLoCvePq5IWjiBWSVU");
+    }
 }
