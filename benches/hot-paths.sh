@@ -11,7 +11,7 @@
 # /proc, so the load generator's CPU on the same cores is not counted), and the peak RSS.
 # Env: PREFILL (100000), CLIENTS (32), SECS (10, refresh_load), WRK_SECS (5), PORT (18500),
 # SIGNET_TEST_POSTGRES_URL (PostgreSQL server; the database signet_bench_hot is recreated),
-# PERF_OUT (perf record of signet during the wrk refresh, to this file),
+# PERF_OUT (perf record of signet during the wrk refresh, to this file; PERF_ALL=1: every process),
 # EXTRA_ENV (more VAR=value settings for the server, space separated).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -124,7 +124,9 @@ before=$(cpu_ticks); pg_before=$(pg_ticks); thread_ticks "$pid" >"$work/threads-
 # PERF_OUT=file: perf records signet during this phase (perf report -i file --no-children).
 perf_pid=
 if [ -n "${PERF_OUT:-}" ]; then
-    perf record -q -g -F 999 -p "$pid" -o "$PERF_OUT" -- sleep "$wrk_secs" 2>/dev/null & perf_pid=$!
+    # PERF_ALL=1: the whole machine (the database's processes too: perf report --comm postgres).
+    target=(-p "$pid"); [ -n "${PERF_ALL:-}" ] && target=(-a)
+    perf record -q -g -F 999 "${target[@]}" -o "$PERF_OUT" -- sleep "$wrk_secs" 2>/dev/null & perf_pid=$!
 fi
 SIGNET_WRK_TOKENS="$work/tokens" SIGNET_WRK_THREADS=2 \
     wrk -t2 -c32 -d"${wrk_secs}s" --latency -s benches/wrk/refresh.lua "$url" >"$work/wrk-refresh"

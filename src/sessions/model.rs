@@ -1,7 +1,7 @@
 //! The `sessions` and `refresh_tokens` tables. Invariants live in conditional
 //! updates (`WHERE used_at IS NULL ...`) whose row counts settle races.
 
-use chrono::NaiveDateTime;
+use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
 
 use crate::accounts::model::User;
@@ -72,8 +72,8 @@ pub fn find_refresh_token(conn: &mut DbConnection, jti: &str) -> QueryResult<Opt
 /// a logout or disable in flight is waited for, and the statements after the
 /// lock see it. PostgreSQL only, in the order the revoking transactions lock
 /// (user, then session, then refresh tokens by cascade), so none deadlock.
-/// SQLite needs nothing: the rotation's first statement takes the one write
-/// lock, which serialises it with every revocation.
+/// SQLite needs nothing: a rotation runs in the writer thread's batch, which
+/// holds the one write lock (`BEGIN IMMEDIATE`) from its start.
 pub fn lock_for_rotation(conn: &mut DbConnection, user_id: &str, session_id: &str) -> QueryResult<()> {
     if let DbConnection::Postgres(pg) = conn {
         users::table.find(user_id).select(users::id).for_share().load::<String>(pg)?;
@@ -82,24 +82,30 @@ pub fn lock_for_rotation(conn: &mut DbConnection, user_id: &str, session_id: &st
     Ok(())
 }
 
-/// Touches a live session of `user_id` (`last_used_at`); 0 when it is
-/// revoked, expired, another user's or gone. The SQLite rotation's first
-/// statement, so it takes the write lock before anything is read.
-pub fn touch_live_session(conn: &mut DbConnection, id: &str, user_id: &str, now: NaiveDateTime) -> QueryResult<usize> {
-    diesel::update(
-        sessions::table
-            .filter(sessions::id.eq(id))
-            .filter(sessions::user_id.eq(user_id))
-            .filter(sessions::revoked_at.is_null())
-            .filter(sessions::expires_at.gt(now)),
-    )
-    .set(sessions::last_used_at.eq(now))
-    .execute(conn)
+/// `last_used_at` of a session is this precise, no more: a refresh within a
+/// minute of the recorded use writes nothing to the session. Writing it on
+/// every refresh made a new row version each time (PostgreSQL: a HOT chain
+/// that every later lookup walked) and a page for SQLite's WAL.
+pub const TOUCH_INTERVAL_SECS: i64 = 60;
+
+/// Whether a use at `now` is to be recorded in `last_used_at`.
+pub fn touch_is_due(last_used_at: NaiveDateTime, now: NaiveDateTime) -> bool {
+    now - last_used_at >= TimeDelta::seconds(TOUCH_INTERVAL_SECS)
+}
+
+/// Records a use of a session at `now` (call when [`touch_is_due`]);
+/// conditional, so concurrent refreshes past the interval write once.
+pub fn touch_session(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    let stale_before = now - TimeDelta::seconds(TOUCH_INTERVAL_SECS);
+    diesel::update(sessions::table.filter(sessions::id.eq(id)).filter(sessions::last_used_at.le(stale_before)))
+        .set(sessions::last_used_at.eq(now))
+        .execute(conn)
 }
 
 /// The common refresh on PostgreSQL, in one call of the
-/// `signet_rotate_refresh` function (one round trip, no `BEGIN`/`COMMIT`): the user under a shared lock, the session touched if
-/// live (and already holding a status list index, when `needs_index`), the
+/// `signet_rotate_refresh` function (one round trip, no `BEGIN`/`COMMIT`): the user under a shared lock, the session locked if
+/// live (and already holding a status list index, when `needs_index`) and
+/// touched when [`touch_is_due`], the
 /// token claimed with its successor `successor` linked, and the successor
 /// stored with `expires_at` capped by the session's end (whole seconds, as
 /// the JWT's `exp`). The locks are taken in the order of a rotation
@@ -117,7 +123,7 @@ pub fn rotate_in_one_statement(
     now: NaiveDateTime,
 ) -> QueryResult<Option<(User, Session, Option<StatusRef>)>> {
     use diesel::sql_types::{Bool, Text, Timestamp};
-    // The statement is in the function (migration 2026-12-06-000030), whose
+    // The statement is in the function (migrations 2026-12-06-000030, -000040), whose
     // plan PostgreSQL keeps for the connection.
     let row: Option<OneStatementRotation> =
         diesel::sql_query("SELECT * FROM signet_rotate_refresh($1, $2, $3, $4, $5, $6, $7)")

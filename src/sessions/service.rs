@@ -189,20 +189,21 @@ pub fn rotate(
     // so a logout or disable in flight is waited for and none deadlock.
     let rotated = conn.transaction(|conn| -> Result<Minted, Unclaimed> {
         // PostgreSQL: user shared, session exclusive. SQLite takes no row
-        // locks (one writer at a time); its first statement is the touch, a
-        // write, so the write lock is held before anything is read.
+        // locks: the writer's batch holds the one write lock.
         model::lock_for_rotation(conn, &claims.sub, &claims.sid)?;
-        if model::touch_live_session(conn, &claims.sid, &claims.sub, now)? == 0 {
+        let (session, index, user) = model::find_session_with_user(conn, &claims.sid)?.ok_or(Unclaimed::NotClaimed)?;
+        if session.user_id != claims.sub || session.revoked_at.is_some() || session.expires_at <= now {
             return Err(Unclaimed::NotClaimed);
         }
-        let (session, index, user) =
-            model::find_session_with_user(conn, &claims.sid)?.ok_or(ApiError::InvalidRefreshToken)?;
         if user.disabled {
             return Err(ApiError::InvalidRefreshToken.into());
         }
         let spec = refresh_spec(settings, &session, now);
         if model::claim_refresh_token(conn, &claims.jti, &session.id, &claims.sub, &spec.jti, now)? == 0 {
             return Err(Unclaimed::NotClaimed);
+        }
+        if model::touch_is_due(session.last_used_at, now) {
+            model::touch_session(conn, &session.id, now)?;
         }
         let status = session_status(conn, revocation, &session, index, now)?;
         Ok(issue_in_session(conn, settings, key, &user, &session, status, spec, now)?)

@@ -23,6 +23,7 @@ backend_tests!(
     password_change_keeps_only_the_callers_session,
     sessions_are_listed_and_deleted_by_their_owner,
     postgres_rotates_in_one_call_when_nothing_is_unusual,
+    last_used_at_is_recorded_to_the_minute,
 );
 
 async fn refresh_ok(app: &TestApp, token: &str) -> LoggedIn {
@@ -306,4 +307,26 @@ async fn postgres_rotates_in_one_call_when_nothing_is_unusual(app: TestApp) {
     assert_eq!(stored, 1, "the successor is stored");
     let again = rotate_in_one_statement(pg, sub, sid, jti, "successor-2", latest, true, now).unwrap();
     assert!(again.is_none(), "a used token is left to the rotation transaction (grace or reuse)");
+}
+
+/// A refresh records its use in the session list at most once a minute
+/// (sessions::model::TOUCH_INTERVAL_SECS): the write it saves was a new row
+/// version per refresh. On PostgreSQL this runs through the one-call rotation.
+async fn last_used_at_is_recorded_to_the_minute(app: TestApp) {
+    let login = logged_in(&app, "touchy").await;
+    let at_login = last_used(&app, &login.access).await;
+
+    app.clock.advance(TimeDelta::seconds(30));
+    let within = refresh_ok(&app, &login.refresh).await;
+    assert_eq!(last_used(&app, &within.access).await, at_login, "a use within the minute is not written");
+
+    app.clock.advance(TimeDelta::seconds(31));
+    let after = refresh_ok(&app, &within.refresh).await;
+    assert_eq!(last_used(&app, &after.access).await, at_login + TimeDelta::seconds(61), "a minute on, it is");
+}
+
+/// The `last_used_at` of the caller's (only) session.
+async fn last_used(app: &TestApp, access: &str) -> chrono::DateTime<chrono::FixedOffset> {
+    let list: Value = app.get("/v1/auth/sessions", Some(access)).await.json().await.unwrap();
+    chrono::DateTime::parse_from_rfc3339(list["sessions"][0]["last_used_at"].as_str().unwrap()).unwrap()
 }

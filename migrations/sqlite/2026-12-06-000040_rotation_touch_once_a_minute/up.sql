@@ -1,0 +1,1 @@
+-- PostgreSQL only: the refresh function (SQLite's rotation transaction touches the session once a minute in Rust).
