@@ -122,22 +122,60 @@ pub fn rotate_in_one_statement(
     needs_index: bool,
     now: NaiveDateTime,
 ) -> QueryResult<Option<(User, Session, Option<StatusRef>)>> {
-    use diesel::sql_types::{Bool, Text, Timestamp};
-    // The statement is in the function (migrations 2026-12-06-000030, -000040), whose
-    // plan PostgreSQL keeps for the connection.
-    let row: Option<OneStatementRotation> =
-        diesel::sql_query("SELECT * FROM signet_rotate_refresh($1, $2, $3, $4, $5, $6, $7)")
-            .bind::<Text, _>(user_id)
-            .bind::<Text, _>(session_id)
-            .bind::<Text, _>(jti)
-            .bind::<Timestamp, _>(now)
-            .bind::<Text, _>(successor)
-            .bind::<Timestamp, _>(successor_expires_at)
-            .bind::<Bool, _>(needs_index)
-            .get_result(pg)
-            .optional()?;
+    // The statements are in the function (migrations 2026-12-06-000030, -000040), whose
+    // plans PostgreSQL keeps for the connection; the call itself is a prepared statement.
+    let call = RotateCall { user_id, session_id, jti, now, successor, successor_expires_at, needs_index };
+    let row: Option<OneStatementRotation> = call.get_result(pg).optional()?;
     Ok(row.map(OneStatementRotation::split))
 }
+
+/// `SELECT * FROM signet_rotate_refresh(...)` as a query diesel keeps
+/// prepared on the connection: `sql_query` is parsed, analysed and planned by
+/// PostgreSQL on every call (diesel never caches it). A migration that
+/// changes the function's columns must give it a new name: connections that
+/// prepared the call would fail with "cached plan must not change result type".
+struct RotateCall<'a> {
+    user_id: &'a str,
+    session_id: &'a str,
+    jti: &'a str,
+    now: NaiveDateTime,
+    successor: &'a str,
+    successor_expires_at: NaiveDateTime,
+    needs_index: bool,
+}
+
+impl diesel::query_builder::QueryId for RotateCall<'_> {
+    type QueryId = RotateCall<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for RotateCall<'_> {
+    fn walk_ast<'b>(&'b self, mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>) -> QueryResult<()> {
+        use diesel::sql_types::{Bool, Text, Timestamp};
+        out.push_sql("SELECT * FROM signet_rotate_refresh(");
+        out.push_bind_param::<Text, _>(&self.user_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&self.session_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&self.jti)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&self.successor)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Timestamp, _>(&self.successor_expires_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Bool, _>(&self.needs_index)?;
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+impl diesel::query_builder::Query for RotateCall<'_> {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+impl RunQueryDsl<PgConnection> for RotateCall<'_> {}
 
 #[derive(QueryableByName)]
 struct OneStatementRotation {
@@ -212,7 +250,7 @@ impl OneStatementRotation {
 /// Marks a refresh token of session `session_id` and user `user_id` used and
 /// links its successor if, and only if, it is unused and unexpired. Exactly
 /// one of any number of concurrent callers gets 1. The caller has checked the
-/// session live under its lock ([`touch_live_session`]).
+/// session live under its lock.
 pub fn claim_refresh_token(
     conn: &mut DbConnection,
     jti: &str,
