@@ -46,8 +46,10 @@ for phase in quiet flood; do
 done
 access="$(login meuser | field access_token)"
 run_pair() { # run_pair <phase>
+    thread_ticks "$pid" >"$work/threads-$1-before"
     SIGNET_WRK_TOKENS="$work/tokens-$1" SIGNET_WRK_THREADS=2 \
         wrk -t2 -c32 -d5s --latency -s benches/wrk/refresh.lua "$url" >"$work/refresh-$1"
+    thread_ticks "$pid" >"$work/threads-$1-after"
     wrk -t2 -c32 -d5s --latency -H "Authorization: Bearer $access" "$url/v1/auth/me" >"$work/me-$1"
 }
 report() { # report <label> <file>
@@ -69,6 +71,10 @@ report "refresh" "$work/refresh-flood"
 report "GET /v1/auth/me" "$work/me-flood"
 rq=$(awk '/Requests\/sec/ {print $2}' "$work/refresh-quiet"); rf=$(awk '/Requests\/sec/ {print $2}' "$work/refresh-flood")
 mq=$(awk '/Requests\/sec/ {print $2}' "$work/me-quiet"); mf=$(awk '/Requests\/sec/ {print $2}' "$work/me-flood")
+echo "signet threads during the refresh run, without and with the flood:"
+thread_share "$work/threads-quiet-before" "$work/threads-quiet-after" 5
+echo "  --"
+thread_share "$work/threads-flood-before" "$work/threads-flood-after" 5
 echo "throughput under the flood / without: refresh $(awk -v a="$rf" -v b="$rq" 'BEGIN { printf "%.2f", a / b }')," \
      "/me $(awk -v a="$mf" -v b="$mq" 'BEGIN { printf "%.2f", a / b }')"
 echo "the flood's logins:"
