@@ -103,10 +103,10 @@ pub fn touch_session(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> Q
 }
 
 /// The common refresh on PostgreSQL, in one call of the
-/// `signet_rotate_refresh` function (one round trip, no `BEGIN`/`COMMIT`): the user under a shared lock, the session locked if
-/// live (and already holding a status list index, when `needs_index`) and
-/// touched when [`touch_is_due`], the
-/// token claimed with its successor `successor` linked, and the successor
+/// `signet_rotate_refresh` function (one round trip, no `BEGIN`/`COMMIT`):
+/// the user under a shared lock, the session locked if live (and already
+/// holding a status list index, when `needs_index`) and touched when
+/// [`touch_is_due`], the token claimed with its successor `successor` linked, and the successor
 /// stored with `expires_at` capped by the session's end (whole seconds, as
 /// the JWT's `exp`). The locks are taken in the order of a rotation
 /// transaction (user, session, token). None when anything is not so: the
