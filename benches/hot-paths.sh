@@ -112,11 +112,12 @@ echo "GET /v1/auth/me (wrk -t2 -c32 -d${wrk_secs}s): cpu/req $(per_request "$bef
 wrk_line "$work/me"
 
 before=$(cpu_ticks); pg_before=$(pg_ticks)
-"$load" --url "$url" --clients "$clients" --secs "$secs" >"$work/gen"
+/usr/bin/time -f "%U %S" -o "$work/gen-cpu" "$load" --url "$url" --clients "$clients" --secs "$secs" >"$work/gen"
 done_refreshes=$(sed -n 's/.*: \([0-9]*\) refreshes (.*/\1/p' "$work/gen")
 echo "refresh (examples/refresh_load --clients $clients --secs $secs; cpu includes its $clients logins):" \
      "cpu/req $(per_request "$before" "${done_refreshes:-1}") ms"
 sed 's/^/  /' "$work/gen"
+echo "  the generator's own CPU per refresh: $(awk -v n="${done_refreshes:-1}" '{ printf "%.3f ms", ($1 + $2) * 1000 / n }' "$work/gen-cpu")"
 
 # 2 threads x 32 connections = 32 chains, plus the one wrk takes to check the script.
 for i in $(seq 1 33); do login "wrk$i" | field refresh_token; done >"$work/tokens"
