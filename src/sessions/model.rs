@@ -88,16 +88,21 @@ pub fn lock_for_rotation(conn: &mut DbConnection, user_id: &str, session_id: &st
 /// that every later lookup walked) and a page for SQLite's WAL.
 pub const TOUCH_INTERVAL_SECS: i64 = 60;
 
+/// A use at `now` is recorded when the one recorded is at or before this.
+fn touch_due_at_or_before(now: NaiveDateTime) -> NaiveDateTime {
+    now - TimeDelta::seconds(TOUCH_INTERVAL_SECS)
+}
+
 /// Whether a use at `now` is to be recorded in `last_used_at`.
 pub fn touch_is_due(last_used_at: NaiveDateTime, now: NaiveDateTime) -> bool {
-    now - last_used_at >= TimeDelta::seconds(TOUCH_INTERVAL_SECS)
+    last_used_at <= touch_due_at_or_before(now)
 }
 
 /// Records a use of a session at `now` (call when [`touch_is_due`]);
 /// conditional, so concurrent refreshes past the interval write once.
 pub fn touch_session(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<usize> {
-    let stale_before = now - TimeDelta::seconds(TOUCH_INTERVAL_SECS);
-    diesel::update(sessions::table.filter(sessions::id.eq(id)).filter(sessions::last_used_at.le(stale_before)))
+    let stale = touch_due_at_or_before(now);
+    diesel::update(sessions::table.filter(sessions::id.eq(id)).filter(sessions::last_used_at.le(stale)))
         .set(sessions::last_used_at.eq(now))
         .execute(conn)
 }
@@ -124,7 +129,8 @@ pub fn rotate_in_one_statement(
 ) -> QueryResult<Option<(User, Session, Option<StatusRef>)>> {
     // The statements are in the function (migrations 2026-12-06-000030, -000040), whose
     // plans PostgreSQL keeps for the connection; the call itself is a prepared statement.
-    let call = RotateCall { user_id, session_id, jti, now, successor, successor_expires_at, needs_index };
+    let touch_before = touch_due_at_or_before(now);
+    let call = RotateCall { user_id, session_id, jti, now, successor, successor_expires_at, needs_index, touch_before };
     let row: Option<OneStatementRotation> = call.get_result(pg).optional()?;
     Ok(row.map(OneStatementRotation::split))
 }
@@ -142,6 +148,7 @@ struct RotateCall<'a> {
     successor: &'a str,
     successor_expires_at: NaiveDateTime,
     needs_index: bool,
+    touch_before: NaiveDateTime,
 }
 
 impl diesel::query_builder::QueryId for RotateCall<'_> {
@@ -166,6 +173,8 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for RotateCall<'_> {
         out.push_bind_param::<Timestamp, _>(&self.successor_expires_at)?;
         out.push_sql(", ");
         out.push_bind_param::<Bool, _>(&self.needs_index)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Timestamp, _>(&self.touch_before)?;
         out.push_sql(")");
         Ok(())
     }

@@ -1,13 +1,16 @@
 -- The refresh function (2026-12-06-000030) without a session write on every refresh: the
 -- session is locked (FOR NO KEY UPDATE, as the UPDATE locked it) and `last_used_at` written
--- only when the recorded use is a minute old or more (sessions::model::TOUCH_INTERVAL_SECS).
+-- only when the recorded use is at or before p_touch_before (the caller passes now minus
+-- sessions::model::TOUCH_INTERVAL_SECS, the one place that interval is set).
 -- Every refresh had made a new version of its session row, a HOT chain that each later
 -- lookup of the session walked. Statements in order, each returning before anything is
 -- written when the rotation is not the common case, so the caller's fallback (the rotation
 -- transaction in sessions::service::rotate) starts from nothing. Locks: user, session, token.
-CREATE OR REPLACE FUNCTION signet_rotate_refresh(
+-- An overload beside the 7-argument function, which stays for instances of the previous
+-- release during a rolling upgrade (they keep calling it); a later migration may drop it.
+CREATE FUNCTION signet_rotate_refresh(
     p_user_id TEXT, p_session_id TEXT, p_jti TEXT, p_now TIMESTAMP,
-    p_successor TEXT, p_latest_expiry TIMESTAMP, p_needs_index BOOLEAN)
+    p_successor TEXT, p_latest_expiry TIMESTAMP, p_needs_index BOOLEAN, p_touch_before TIMESTAMP)
 RETURNS TABLE (
     u_id TEXT, username TEXT, username_key TEXT, email TEXT, password_hash TEXT, roles TEXT,
     disabled BOOLEAN, u_created_at TIMESTAMP, u_updated_at TIMESTAMP,
@@ -41,7 +44,7 @@ BEGIN
     END IF;
     INSERT INTO refresh_tokens (jti, session_id, user_id, issued_at, expires_at)
     VALUES (p_successor, s.id, s.user_id, p_now, LEAST(p_latest_expiry, date_trunc('second', s.expires_at)));
-    IF s.last_used_at <= p_now - INTERVAL '60 seconds' THEN
+    IF s.last_used_at <= p_touch_before THEN
         UPDATE sessions SET last_used_at = p_now WHERE sessions.id = s.id;
         s.last_used_at := p_now;
     END IF;
