@@ -22,19 +22,18 @@ use super::signer::PreparedKey;
 /// A private key ready to sign, with the `kid` its tokens name.
 pub struct SigningKey {
     pub kid: String,
-    pub algorithm: Algorithm,
     key: PreparedKey,
 }
 
 impl SigningKey {
     pub fn new(kid: String, key: PreparedKey) -> SigningKey {
-        SigningKey { kid, algorithm: key.algorithm(), key }
+        SigningKey { kid, key }
     }
 
     /// A compact JWS of `claims` whose header carries this key's `alg` and
     /// `kid`, and `typ`.
     pub fn sign_jwt<T: Serialize>(&self, typ: &str, claims: &T) -> anyhow::Result<String> {
-        let mut header = Header::new(self.algorithm);
+        let mut header = Header::new(self.key.algorithm());
         header.kid = Some(self.kid.clone());
         header.typ = Some(typ.to_owned());
         self.key.encode(&header, claims)
