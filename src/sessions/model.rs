@@ -127,7 +127,7 @@ pub fn rotate_in_one_statement(
     needs_index: bool,
     now: NaiveDateTime,
 ) -> QueryResult<Option<(User, Session, Option<StatusRef>)>> {
-    // The statements are in the function (migrations 2026-12-06-000030, -000040), whose
+    // The statements are in the function (migrations 2026-12-06-000030, -000040, -000050), whose
     // plans PostgreSQL keeps for the connection; the call itself is a prepared statement.
     let touch_before = touch_due_at_or_before(now);
     let call = RotateCall { user_id, session_id, jti, now, successor, successor_expires_at, needs_index, touch_before };
@@ -268,16 +268,31 @@ pub fn claim_refresh_token(
     successor: &str,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
-    diesel::update(
-        refresh_tokens::table
-            .filter(refresh_tokens::jti.eq(jti))
-            .filter(refresh_tokens::session_id.eq(session_id))
-            .filter(refresh_tokens::user_id.eq(user_id))
-            .filter(refresh_tokens::used_at.is_null())
-            .filter(refresh_tokens::expires_at.gt(now)),
-    )
-    .set((refresh_tokens::used_at.eq(now), refresh_tokens::replaced_by.eq(successor)))
-    .execute(conn)
+    let claimable = refresh_tokens::table
+        .filter(refresh_tokens::jti.eq(jti))
+        .filter(refresh_tokens::used_at.is_null())
+        .filter(refresh_tokens::expires_at.gt(now));
+    let claim = (refresh_tokens::used_at.eq(now), refresh_tokens::replaced_by.eq(successor));
+    match conn {
+        // Found by the primary key only: with `session_id =` PostgreSQL's
+        // generic plan may take refresh_tokens_session_id and read every
+        // token the session ever had (migration 2026-12-06-000050 says
+        // when). `IS NOT DISTINCT FROM` is `=` on these NOT NULL columns but
+        // not indexable.
+        DbConnection::Postgres(pg) => diesel::update(
+            claimable
+                .filter(refresh_tokens::session_id.is_not_distinct_from(session_id))
+                .filter(refresh_tokens::user_id.is_not_distinct_from(user_id)),
+        )
+        .set(claim)
+        .execute(pg),
+        // SQLite's planner takes the unique index on jti by itself.
+        sqlite => diesel::update(
+            claimable.filter(refresh_tokens::session_id.eq(session_id)).filter(refresh_tokens::user_id.eq(user_id)),
+        )
+        .set(claim)
+        .execute(sqlite),
+    }
 }
 
 /// Revokes one live session and flips its status list index, in one

@@ -315,6 +315,80 @@ async fn postgres_rotates_in_one_call_when_nothing_is_unusual() {
     assert!(again.is_none(), "a used token is left to the rotation transaction (grace or reuse)");
 }
 
+/// A rotation finds the refresh token by its primary key, never by
+/// refresh_tokens_session_id: that index leads to every token the session
+/// ever had (used ones stay until they expire), and PostgreSQL's generic plan
+/// took it whenever the statistics called session_id as selective as jti, as
+/// they do after an ANALYZE of sessions with one token each. Forced here:
+/// those statistics, generic plans, and index scans counted in the
+/// transaction. Both the one-call function and the rotation transaction's
+/// claim. PostgreSQL only: SQLite's planner takes the unique index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_rotation_claims_its_token_by_primary_key() {
+    use diesel::dsl::sql;
+    use diesel::prelude::*;
+    use diesel::sql_types::BigInt;
+    use signet::db::DbConnection;
+    use signet::sessions::model::{claim_refresh_token, rotate_in_one_statement};
+
+    if !crate::helpers::postgres_configured() {
+        eprintln!("SIGNET_TEST_POSTGRES_URL not set: skipping");
+        return;
+    }
+    let app = TestApp::spawn(crate::helpers::Backend::Postgres).await;
+    let login = logged_in(&app, "pia").await;
+    let claims = claims_of(&login.refresh);
+    let (sub, sid, jti) =
+        (claims["sub"].as_str().unwrap(), claims["sid"].as_str().unwrap(), claims["jti"].as_str().unwrap());
+    let mut pooled = app.conn();
+    let conn: &mut DbConnection = &mut pooled;
+    // Sessions of one token each, analyzed; then the session's used tokens.
+    for statement in [
+        format!(
+            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at)
+               SELECT 'filler' || i, '{sub}', now(), now(), '2099-01-01' FROM generate_series(1, 200) i"
+        ),
+        format!(
+            "INSERT INTO refresh_tokens (jti, session_id, user_id, issued_at, expires_at)
+               SELECT 'filler' || i, 'filler' || i, '{sub}', now(), '2099-01-01' FROM generate_series(1, 200) i"
+        ),
+        "ANALYZE refresh_tokens".to_string(),
+        format!(
+            "INSERT INTO refresh_tokens (jti, session_id, user_id, issued_at, expires_at, used_at)
+               SELECT 'used' || i, '{sid}', '{sub}', now(), '2099-01-01', now() FROM generate_series(1, 300) i"
+        ),
+        "SET plan_cache_mode = force_generic_plan".to_string(),
+    ] {
+        diesel::sql_query(statement).execute(conn).unwrap();
+    }
+
+    // Index scans of this transaction so far: (primary key, session_id index).
+    fn scans(conn: &mut DbConnection) -> QueryResult<(i64, i64)> {
+        let count = |index: &str| sql::<BigInt>(&format!("pg_stat_get_xact_numscans('{index}'::regclass)"));
+        diesel::select((count("refresh_tokens_pkey"), count("refresh_tokens_session_id"))).get_result(conn)
+    }
+    let now = chrono::Utc::now().naive_utc();
+    let latest = now + TimeDelta::days(1);
+    let one_call = conn
+        .transaction(|conn| {
+            let DbConnection::Postgres(pg) = conn else { panic!("a PostgreSQL app") };
+            let rotated = rotate_in_one_statement(pg, sub, sid, jti, "successor-1", latest, true, now)?;
+            assert!(rotated.is_some(), "the one-call rotation claims the token");
+            scans(conn)
+        })
+        .unwrap();
+    assert!(one_call.0 >= 1 && one_call.1 == 0, "the function's claim used (pkey, session_id) scans {one_call:?}");
+
+    let claim = conn
+        .transaction(|conn| {
+            let claimed = claim_refresh_token(conn, "successor-1", sid, sub, "successor-2", now)?;
+            assert_eq!(claimed, 1, "the rotation transaction's claim claims the successor");
+            scans(conn)
+        })
+        .unwrap();
+    assert!(claim.0 >= 1 && claim.1 == 0, "the transaction's claim used (pkey, session_id) scans {claim:?}");
+}
+
 /// A refresh records its use in the session list at most once a minute
 /// (sessions::model::TOUCH_INTERVAL_SECS): the write it saves was a new row
 /// version per refresh. On PostgreSQL this runs through the one-call rotation.

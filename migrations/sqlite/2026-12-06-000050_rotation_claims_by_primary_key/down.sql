@@ -1,0 +1,1 @@
+-- PostgreSQL only: the refresh function's token lookup (SQLite's planner already takes the primary key for it).
