@@ -29,6 +29,17 @@ thread_ticks() {
     done | awk 'NF == 2 { s[$1] += $2 } END { for (n in s) print n, s[n] }' | sort
 }
 
+# cpu_ticks_all: "<idle ticks> <total ticks>" of the whole machine (/proc/stat), to diff
+# before and after a phase: idle time under load means the load waits on something else
+# than CPU, and that idle time is what a SCHED_IDLE thread (bcrypt) takes.
+cpu_ticks_all() { awk '$1 == "cpu" { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
+
+# idle_share BEFORE AFTER: the machine's idle share between two cpu_ticks_all outputs.
+idle_share() {
+    awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " ");
+        printf "%.1f%%", (y[1] - x[1]) * 100 / (y[2] - x[2]) }'
+}
+
 # thread_share BEFORE_FILE AFTER_FILE SECONDS: each thread name's share of one core
 # between two thread_ticks snapshots, busiest first.
 thread_share() {

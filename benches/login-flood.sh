@@ -2,11 +2,12 @@
 # Issue 16: a login flood at twice the bcrypt capacity must not starve refreshes and
 # protected reads. Against a fresh release signet (SQLite, or postgres as $1) at the
 # production bcrypt cost (12), throttling off (every client is 127.0.0.1), default hashing
-# pool (one thread per core, nice +10, queue of 32):
+# pool (one thread per core, SCHED_IDLE, giving way to other requests in flight, queue of 32):
 #   1. bcrypt capacity: 4 logins one after another give the time of one; capacity = cores / time.
 #   2. without the flood: refresh (wrk, benches/wrk/refresh.lua) and GET /v1/auth/me (wrk), 5 s each.
 #   3. the same two runs while benches/login_flood.py offers logins at twice the capacity
-#      (open loop), started 3 s before so its queue is full; then what the logins got back.
+#      (open loop), started 3 s before so its queue is full; then what the logins got back,
+#      and the machine's idle share and signet's threads during each run.
 #   cargo build --release --bin signet && benches/login-flood.sh [sqlite|postgres]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,11 +50,17 @@ for phase in quiet flood; do
 done
 access="$(login meuser | field access_token)"
 run_pair() { # run_pair <phase>
+    local all; all=$(cpu_ticks_all)
     thread_ticks "$pid" >"$work/threads-$1-before"
     SIGNET_WRK_TOKENS="$work/tokens-$1" SIGNET_WRK_THREADS=2 \
         wrk -t2 -c32 -d5s --latency -s benches/wrk/refresh.lua "$url" >"$work/refresh-$1"
     thread_ticks "$pid" >"$work/threads-$1-after"
+    idle_share "$all" "$(cpu_ticks_all)" >"$work/idle-refresh-$1"
+    all=$(cpu_ticks_all)
+    thread_ticks "$pid" >"$work/threads-me-$1-before"
     wrk -t2 -c32 -d5s --latency -H "Authorization: Bearer $access" "$url/v1/auth/me" >"$work/me-$1"
+    thread_ticks "$pid" >"$work/threads-me-$1-after"
+    idle_share "$all" "$(cpu_ticks_all)" >"$work/idle-me-$1"
 }
 report() { # report <label> <file>
     echo "  $1: $(grep 'Requests/sec' "$2" | tr -s ' ') | p50 $(awk '$1 == "50%" {print $2}' "$2")" \
@@ -74,10 +81,16 @@ report "refresh" "$work/refresh-flood"
 report "GET /v1/auth/me" "$work/me-flood"
 rq=$(awk '/Requests\/sec/ {print $2}' "$work/refresh-quiet"); rf=$(awk '/Requests\/sec/ {print $2}' "$work/refresh-flood")
 mq=$(awk '/Requests\/sec/ {print $2}' "$work/me-quiet"); mf=$(awk '/Requests\/sec/ {print $2}' "$work/me-flood")
+echo "machine idle during refresh, without / with the flood: $(cat "$work/idle-refresh-quiet") / $(cat "$work/idle-refresh-flood");" \
+     "during /me: $(cat "$work/idle-me-quiet") / $(cat "$work/idle-me-flood")"
 echo "signet threads during the refresh run, without and with the flood:"
 thread_share "$work/threads-quiet-before" "$work/threads-quiet-after" 5
 echo "  --"
 thread_share "$work/threads-flood-before" "$work/threads-flood-after" 5
+echo "signet threads during the /me run, without and with the flood:"
+thread_share "$work/threads-me-quiet-before" "$work/threads-me-quiet-after" 5
+echo "  --"
+thread_share "$work/threads-me-flood-before" "$work/threads-me-flood-after" 5
 echo "throughput under the flood / without: refresh $(awk -v a="$rf" -v b="$rq" 'BEGIN { printf "%.2f", a / b }')," \
      "/me $(awk -v a="$mf" -v b="$mq" 'BEGIN { printf "%.2f", a / b }')"
 echo "the flood's logins:"

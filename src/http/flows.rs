@@ -73,7 +73,7 @@ pub async fn prove_password(
 ) -> Result<User, ApiError> {
     state.rate_limit(Endpoint::Login, req)?;
     // A hashing place first: a refused check costs nothing and counts nowhere.
-    let slot = state.hash_pool.reserve()?;
+    let slot = state.hash_pool.reserve(req)?;
     let throttle = state.throttle;
     let now = state.clock.now_db();
     // A password change is made by the logged-in user; a login by nobody yet.

@@ -106,6 +106,7 @@ pub fn app(
     App::new()
         .wrap(from_fn(csrf::origin_guard))
         .wrap(from_fn(limit_header_size))
+        .wrap(from_fn(hash_pool::count_in_flight))
         .wrap(cors(&state.settings))
         .wrap(security_headers())
         .wrap(request_log())

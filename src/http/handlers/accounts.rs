@@ -47,7 +47,7 @@ pub async fn register(
     if state.db(move |conn| service::username_exists(conn, &name)).await? {
         return Err(ApiError::UsernameTaken);
     }
-    let slot = state.hash_pool.reserve()?;
+    let slot = state.hash_pool.reserve(&req)?;
     let hash =
         state.hash_pool.run(slot, move || hasher.hash(password.expose_secret())).await?.map_err(ApiError::internal)?;
     let now = state.clock.now_db();
@@ -87,7 +87,7 @@ pub async fn change_password(
     let ChangePassword { current_password, new_password } = body.into_inner();
     let user = flows::prove_password(&state, &req, Account::Id(caller.user_id.clone()), current_password).await?;
     let (hasher, policy, checked) = (state.hasher, state.policy, user.clone());
-    let slot = state.hash_pool.reserve()?;
+    let slot = state.hash_pool.reserve(&req)?;
     let new_hash = state
         .hash_pool
         .run(slot, move || service::new_password_hash(&hasher, &policy, &checked, new_password.expose_secret()))
