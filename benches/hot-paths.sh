@@ -127,7 +127,8 @@ perf_pid=
 if [ -n "${PERF_OUT:-}" ]; then
     # PERF_ALL=1: the whole machine (the database's processes too: perf report --comm postgres).
     target=(-p "$pid"); [ -n "${PERF_ALL:-}" ] && target=(-a)
-    perf record -q -g -F 999 "${target[@]}" -o "$PERF_OUT" -- sleep "$wrk_secs" 2>/dev/null & perf_pid=$!
+    # PERF_ARGS: the call-graph options (default -g; "--call-graph dwarf" for a build without frame pointers).
+    perf record -q ${PERF_ARGS:--g} -F 999 "${target[@]}" -o "$PERF_OUT" -- sleep "$wrk_secs" 2>/dev/null & perf_pid=$!
 fi
 SIGNET_WRK_TOKENS="$work/tokens" SIGNET_WRK_THREADS=2 \
     wrk -t2 -c32 -d"${wrk_secs}s" --latency -s benches/wrk/refresh.lua "$url" >"$work/wrk-refresh"
