@@ -63,8 +63,10 @@ trap 'exit 130' INT TERM
 
 master="$("$py" -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
 # The server and the CLI share the database and the master key (the CLI hashes the secret).
+# Called in a subshell; exec, so the subshell's pid ($! of the server) is signet's and the
+# cleanup's kill reaches it (without exec it killed the subshell and left signet running).
 signet_env() {
-    env -i PATH="$PATH" HOME="${HOME:-/tmp}" RUST_LOG=warn \
+    exec env -i PATH="$PATH" HOME="${HOME:-/tmp}" RUST_LOG=warn \
         SIGNET__SERVER__BIND="127.0.0.1:$port" \
         SIGNET__DATABASE__URL="sqlite://$work/signet.db" \
         SIGNET__TOKENS__ISSUER="$base" \
