@@ -18,7 +18,7 @@
 //! Lower priority alone was not enough (issue 16, benches/login-flood.sh):
 //! SCHED_IDLE hashes took about twice the idle time a refresh or `/me` load
 //! left, and those kept 0.73-0.88 of their throughput under a flood at twice
-//! the bcrypt capacity; giving way keeps 0.87-0.99. Logins are slower under
+//! the bcrypt capacity; giving way keeps 0.85-0.99. Logins are slower under
 //! load (a quarter of the capacity) but never stopped.
 
 use std::cell::Cell;
