@@ -21,8 +21,6 @@
 //! the bcrypt capacity; giving way keeps 0.85-0.99. Logins are slower under
 //! load (a quarter of the capacity) but never stopped.
 
-use std::cell::Cell;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -70,26 +68,26 @@ impl Load {
 }
 
 /// A request in flight ([`count_in_flight`]); counted until dropped.
-struct InFlight {
-    load: Arc<Load>,
-    /// Set by [`HashPool::reserve`]: the request is a password check (a
-    /// login, a registration...) for the rest of its life, database work
-    /// after the hash included, so hashes do not give way to themselves.
-    asked_for_hash: Rc<Cell<bool>>,
-}
+struct InFlight(Arc<Load>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.load.requests.fetch_sub(1, Ordering::Relaxed);
-        if self.asked_for_hash.get() {
-            self.load.password_requests.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.0.requests.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// The request extension through which `reserve` marks its request.
-#[derive(Clone)]
-struct AskedForHash(Rc<Cell<bool>>);
+/// A password check (a login, a registration...), counted from its first
+/// [`HashPool::reserve`] until the request is gone, database work after the
+/// hash included, so hashes do not give way to themselves. Kept in the
+/// request's extensions, which actix drops (or clears) with the request; only
+/// password requests pay for it.
+struct PasswordRequest(Arc<Load>);
+
+impl Drop for PasswordRequest {
+    fn drop(&mut self) {
+        self.0.password_requests.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// A place in the pool, taken before the work it is for is prepared; held
 /// (never read) until that work ends.
@@ -126,20 +124,18 @@ impl HashPool {
     /// is full.
     pub fn reserve(&self, req: &HttpRequest) -> Result<HashSlot, ApiError> {
         let permit = self.admission.clone().try_acquire_owned().map_err(|_| ApiError::HashingBusy)?;
-        if let Some(AskedForHash(asked)) = req.extensions().get::<AskedForHash>() {
-            if !asked.replace(true) {
-                self.load.password_requests.fetch_add(1, Ordering::Relaxed);
-            }
+        let mut extensions = req.extensions_mut();
+        if !extensions.contains::<PasswordRequest>() {
+            self.load.password_requests.fetch_add(1, Ordering::Relaxed);
+            extensions.insert(PasswordRequest(self.load.clone()));
         }
         Ok(HashSlot(permit))
     }
 
     /// Counts a request in flight until the guard is dropped.
-    fn in_flight(&self, req: &ServiceRequest) -> InFlight {
-        let asked_for_hash = Rc::new(Cell::new(false));
-        req.extensions_mut().insert(AskedForHash(asked_for_hash.clone()));
+    fn in_flight(&self) -> InFlight {
         self.load.requests.fetch_add(1, Ordering::Relaxed);
-        InFlight { load: self.load.clone(), asked_for_hash }
+        InFlight(self.load.clone())
     }
 
     /// Runs `work` on a hashing thread; the slot is given back when it ends.
@@ -171,7 +167,7 @@ pub async fn count_in_flight(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let _in_flight = req.app_data::<web::Data<AppState>>().map(|state| state.hash_pool.in_flight(&req));
+    let _in_flight = req.app_data::<web::Data<AppState>>().map(|state| state.hash_pool.in_flight());
     next.call(req).await
 }
 
@@ -291,14 +287,13 @@ mod tests {
     #[test]
     fn hashes_give_way_while_other_requests_are_in_flight() {
         let pool = HashPool::start(2, 8);
-        let other = TestRequest::default().to_srv_request();
-        let in_flight = pool.in_flight(&other);
-        let login = TestRequest::default().to_http_request();
+        let other = pool.in_flight();
+        let (login, _login_in_flight) = (TestRequest::default().to_http_request(), pool.in_flight());
         let (most, took) = run_hashes(&pool, &login, 3);
         assert_eq!(most, 1, "one thread hashes under load");
         // Each hash is followed by a rest as long as itself (the last one's too).
         assert!(took >= HASH_TIME * 5, "hashing took half the time at most: {took:?} for 3 hashes");
-        drop(in_flight);
+        drop(other);
         let (most, _) = run_hashes(&pool, &login, 4);
         assert_eq!(most, pool.threads(), "without other work every thread hashes");
     }
@@ -306,13 +301,15 @@ mod tests {
     #[test]
     fn password_requests_do_not_make_hashes_give_way() {
         let pool = HashPool::start(2, 8);
-        let login = TestRequest::default().to_srv_request();
-        let in_flight = pool.in_flight(&login);
+        let login = TestRequest::default().to_http_request();
+        let in_flight = pool.in_flight();
         assert!(pool.load.other_work(), "a request that has asked for no hash yet is other work");
-        let (most, _) = run_hashes(&pool, login.request(), 4);
+        let (most, _) = run_hashes(&pool, &login, 4);
         assert!(!pool.load.other_work(), "once it asked for one, it is a password request until it ends");
+        assert_eq!(pool.load.password_requests.load(Ordering::SeqCst), 1, "counted once, however many hashes");
         assert_eq!(most, pool.threads(), "every thread hashes for password requests");
         drop(in_flight);
+        drop(login);
         assert_eq!(pool.load.requests.load(Ordering::SeqCst), 0);
         assert_eq!(pool.load.password_requests.load(Ordering::SeqCst), 0, "counted out when it ends");
     }
