@@ -6,9 +6,10 @@
 # Phases, one server: /healthz (wrk, the bare-route yardstick), /v1/auth/me (wrk, one user's
 # access token), refresh with examples/refresh_load (CLIENTS chains), refresh with wrk
 # (benches/wrk/refresh.lua, 2 threads x 32 connections, one chain per connection).
-# Prints each phase's rate, latency and the signet CPU it took per request (and, for the wrk
-# refresh, each signet thread's share of a core) (utime + stime from
-# /proc, so the load generator's CPU on the same cores is not counted), and the peak RSS.
+# Prints each phase's rate, latency and the signet CPU it took per request (utime + stime
+# from /proc, so the load generator's CPU on the same cores is not counted); for /me and the
+# wrk refresh, signet's context switches per request; for the wrk refresh, each signet
+# thread's share of a core; and the peak RSS.
 # Env: PREFILL (100000), CLIENTS (32), SECS (10, refresh_load), WRK_SECS (5), PORT (18500),
 # SIGNET_TEST_POSTGRES_URL (PostgreSQL server; the database signet_bench_hot is recreated),
 # PERF_OUT (perf record of signet during the wrk refresh, to this file; PERF_ALL=1: every process),
@@ -106,10 +107,11 @@ echo "healthz (wrk -t2 -c32 -d${wrk_secs}s): cpu/req $(per_request "$before" "$(
 wrk_line "$work/healthz"
 
 access="$(login meuser | field access_token)"
-before=$(cpu_ticks); pg_before=$(pg_ticks)
+before=$(cpu_ticks); pg_before=$(pg_ticks); switches=$(context_switches "$pid")
 wrk -t2 -c32 -d"${wrk_secs}s" --latency -H "Authorization: Bearer $access" "$url/v1/auth/me" >"$work/me"
 echo "GET /v1/auth/me (wrk -t2 -c32 -d${wrk_secs}s): cpu/req $(per_request "$before" "$(wrk_requests "$work/me")") ms"
 wrk_line "$work/me"
+echo "  signet context switches per request: $(switches_per_request "$switches" "$(context_switches "$pid")" "$(wrk_requests "$work/me")")"
 
 before=$(cpu_ticks); pg_before=$(pg_ticks)
 /usr/bin/time -f "%U %S" -o "$work/gen-cpu" "$load" --url "$url" --clients "$clients" --secs "$secs" >"$work/gen"
@@ -122,6 +124,7 @@ echo "  the generator's own CPU per refresh: $(awk -v n="${done_refreshes:-1}" '
 # 2 threads x 32 connections = 32 chains, plus the one wrk takes to check the script.
 for i in $(seq 1 33); do login "wrk$i" | field refresh_token; done >"$work/tokens"
 before=$(cpu_ticks); pg_before=$(pg_ticks); thread_ticks "$pid" >"$work/threads-before"
+switches=$(context_switches "$pid")
 # PERF_OUT=file: perf records signet during this phase (perf report -i file --no-children).
 perf_pid=
 if [ -n "${PERF_OUT:-}" ]; then
@@ -135,6 +138,7 @@ SIGNET_WRK_TOKENS="$work/tokens" SIGNET_WRK_THREADS=2 \
 [ -z "$perf_pid" ] || wait "$perf_pid"
 echo "refresh (wrk -t2 -c32 -d${wrk_secs}s -s benches/wrk/refresh.lua): cpu/req $(per_request "$before" "$(wrk_requests "$work/wrk-refresh")") ms"
 wrk_line "$work/wrk-refresh"
+echo "  signet context switches per request: $(switches_per_request "$switches" "$(context_switches "$pid")" "$(wrk_requests "$work/wrk-refresh")")"
 thread_ticks "$pid" >"$work/threads-after"
 echo "  signet threads during it (a thread near 100% is the bottleneck):"
 thread_share "$work/threads-before" "$work/threads-after" "$wrk_secs"

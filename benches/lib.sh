@@ -29,6 +29,19 @@ thread_ticks() {
     done | awk 'NF == 2 { s[$1] += $2 } END { for (n in s) print n, s[n] }' | sort
 }
 
+# context_switches PID: "<voluntary> <involuntary>" context switches of all of PID's threads so
+# far. Diffed over a phase and divided by its requests: the thread hand-offs a request costs
+# (each one a sleep and a wake-up), a count that does not depend on the machine's speed.
+context_switches() {
+    cat /proc/"$1"/task/*/status 2>/dev/null |
+        awk '/^voluntary_ctxt/ { v += $2 } /^nonvoluntary_ctxt/ { n += $2 } END { print v + 0, n + 0 }'
+}
+
+# switches_per_request BEFORE AFTER REQUESTS: context_switches outputs diffed, per request.
+switches_per_request() {
+    echo "$1 $2" | awk -v n="$3" '{ printf "%.2f voluntary + %.2f involuntary", ($3 - $1) / n, ($4 - $2) / n }'
+}
+
 # cpu_ticks_all: "<idle ticks> <total ticks>" of the whole machine (/proc/stat), to diff
 # before and after a phase: idle time under load means the load waits on something else
 # than CPU, and that idle time is what a SCHED_IDLE thread (bcrypt) takes.
