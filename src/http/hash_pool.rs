@@ -181,9 +181,12 @@ fn work(receiver: &Mutex<Receiver<Job>>, load: &Load, under_load: bool) {
             continue;
         }
         // Hold the lock only to take one job, not while running it. A thread
-        // that gives way under load waits a little at a time, to look again.
+        // that gives way under load waits a little at a time, to look again,
+        // and looks again once it has the lock: it may have queued for it
+        // (behind a thread waiting for jobs) since before the load began.
         let job = match receiver.lock() {
             Ok(receiver) if under_load => receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Ok(_) if load.other_work() => continue,
             Ok(receiver) => receiver.recv_timeout(GIVE_WAY_POLL),
             Err(_) => return,
         };
@@ -287,6 +290,9 @@ mod tests {
     #[test]
     fn hashes_give_way_while_other_requests_are_in_flight() {
         let pool = HashPool::start(2, 8);
+        // Idle first: the giving-way thread then queues for the job lock behind
+        // the one waiting for jobs, and must still give way once it gets it.
+        std::thread::sleep(GIVE_WAY_POLL * 3);
         let other = pool.in_flight();
         let (login, _login_in_flight) = (TestRequest::default().to_http_request(), pool.in_flight());
         let (most, took) = run_hashes(&pool, &login, 3);
