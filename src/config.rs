@@ -154,6 +154,10 @@ pub struct DatabaseSettings {
     pub url: SecretString,
     pub pool_size: u32,
     pub connect_timeout_secs: u64,
+    /// PostgreSQL: threads (each with its own connection, besides the pool)
+    /// that run waiting refreshes in one statement; 0 sends every refresh
+    /// through the pool.
+    pub refresh_batch_threads: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -294,6 +298,9 @@ impl Settings {
         }
         if self.database.pool_size == 0 {
             return invalid("database.pool_size", "must be at least 1");
+        }
+        if self.database.refresh_batch_threads > 64 {
+            return invalid("database.refresh_batch_threads", "must be at most 64");
         }
         if self.database.connect_timeout_secs == 0 {
             return invalid("database.connect_timeout_secs", "must be at least 1");

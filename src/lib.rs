@@ -39,6 +39,7 @@ use crate::config::Settings;
 use crate::http::db_gate::DbGate;
 use crate::http::hash_pool::HashPool;
 use crate::http::metrics::Metrics;
+use crate::http::pg_rotations::PgRotations;
 use crate::http::rate_limit::RateLimits;
 use crate::http::sqlite_writer::SqliteWriter;
 use crate::http::state::AppState;
@@ -48,6 +49,10 @@ use crate::status_lists::service::StatusLists;
 
 /// Most hot SQLite writes waiting for the writer thread; beyond, 503 at once.
 const SQLITE_WRITE_QUEUE: usize = 1024;
+
+/// Most PostgreSQL refreshes waiting for a batch; beyond, they go through
+/// the pool as before.
+const PG_ROTATION_QUEUE: usize = 1024;
 
 /// A bound, ready-to-run service.
 pub struct Application {
@@ -99,11 +104,24 @@ impl Application {
             ),
             db::Target::Postgres(_) => None,
         };
+        let pg_rotations = match &target {
+            db::Target::Postgres(_) if settings.database.refresh_batch_threads > 0 => Some(
+                PgRotations::start(
+                    &target,
+                    settings.database.refresh_batch_threads,
+                    PG_ROTATION_QUEUE,
+                    settings.revocation.enabled,
+                )
+                .context("cannot start the refresh batching threads")?,
+            ),
+            _ => None,
+        };
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             pool,
             db_gate,
             sqlite_writer,
+            pg_rotations,
             clock,
             keys: keys.clone(),
             hasher,

@@ -8,6 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use signet_verify::VerifyError;
 
 use super::metrics::{self, Event, LoginOutcome, RefreshOutcome};
+use super::pg_rotations::Batched;
 use super::rate_limit::Endpoint;
 use super::state::{dummy_hash, AppState};
 use crate::accounts::model::{self as users, User};
@@ -16,7 +17,7 @@ use crate::accounts::throttle;
 use crate::accounts::username::Username;
 use crate::audit::Actor;
 use crate::error::ApiError;
-use crate::sessions::service::{self, ClientInfo};
+use crate::sessions::service::{self, ClientInfo, OneCall};
 use crate::tokens::{verify_refresh, Minted, RefreshClaims};
 
 /// Whose password is being checked.
@@ -184,9 +185,23 @@ async fn rotate_verified(state: &AppState, client: Actor, token: &str) -> Result
     let settings = state.settings.clone();
     let now = state.clock.now_db();
     let signer = state.keys.signer(now)?;
+    let mut one_call = OneCall::Try;
+    if let Some(batches) = &state.pg_rotations {
+        let request = service::one_call_request(&settings.tokens, &claims, now);
+        let successor = request.successor.clone();
+        match batches.rotate(request).await {
+            Batched::Rotated(rotated) => {
+                let (tokens, revocation) = (&settings.tokens, &settings.revocation);
+                let minted = service::mint_rotated(tokens, revocation, &signer, successor, now, *rotated)?;
+                return Ok(service::Rotated { minted, within_grace: false });
+            }
+            Batched::NotClaimed => one_call = OneCall::Declined,
+            Batched::NotRun => {}
+        }
+    }
     state
         .db_write(move |conn| {
-            service::rotate(conn, &settings.tokens, &settings.revocation, &signer, &claims, &client, now)
+            service::rotate(conn, &settings.tokens, &settings.revocation, &signer, &claims, &client, now, one_call)
         })
         .await
 }

@@ -186,6 +186,125 @@ impl diesel::query_builder::Query for RotateCall<'_> {
 
 impl RunQueryDsl<PgConnection> for RotateCall<'_> {}
 
+/// One rotation of a [`rotate_batch`]: the presented token (`jti`, of
+/// session `session_id` and user `user_id`) and its successor, as for
+/// [`rotate_in_one_statement`].
+#[derive(Debug, Clone)]
+pub struct RotationRequest {
+    pub user_id: String,
+    pub session_id: String,
+    pub jti: String,
+    pub successor: String,
+    pub successor_expires_at: NaiveDateTime,
+    pub now: NaiveDateTime,
+}
+
+/// What [`rotate_in_one_statement`] gives for each rotation it could do.
+pub type OneCallRotation = (User, Session, Option<StatusRef>);
+
+/// Many rotations in one statement (one round trip, one commit): each is a
+/// call of `signet_rotate_refresh`, so each claims its own token under its
+/// own user and session locks, exactly as [`rotate_in_one_statement`] does;
+/// the answer is in `requests`' order, None where that one call gave nothing
+/// (the caller then runs the rotation transaction, which tells why). The
+/// calls run in the order of their session ids, so two batches lock sessions
+/// in one order. A later call sees what an earlier one wrote (the function is
+/// volatile): a token presented twice in one batch is claimed by the first.
+/// The batch is one transaction: an error anywhere stores none of it.
+pub fn rotate_batch(
+    pg: &mut PgConnection,
+    requests: &[RotationRequest],
+    needs_index: bool,
+) -> QueryResult<Vec<Option<OneCallRotation>>> {
+    let mut order: Vec<usize> = (0..requests.len()).collect();
+    order.sort_by(|a, b| requests[*a].session_id.cmp(&requests[*b].session_id));
+    let column = |pick: fn(&RotationRequest) -> &String| -> Vec<&str> {
+        order.iter().map(|i| pick(&requests[*i]).as_str()).collect()
+    };
+    let call = BatchRotateCall {
+        user_ids: column(|r| &r.user_id),
+        session_ids: column(|r| &r.session_id),
+        jtis: column(|r| &r.jti),
+        nows: order.iter().map(|i| requests[*i].now).collect(),
+        successors: column(|r| &r.successor),
+        successor_expiries: order.iter().map(|i| requests[*i].successor_expires_at).collect(),
+        needs_index,
+        touch_befores: order.iter().map(|i| touch_due_at_or_before(requests[*i].now)).collect(),
+    };
+    let rows: Vec<BatchedRotation> = call.load(pg)?;
+    let mut answers: Vec<Option<OneCallRotation>> = requests.iter().map(|_| None).collect();
+    for row in rows {
+        // `position` is 1-based, in the sorted order.
+        let sorted = usize::try_from(row.position - 1).ok().and_then(|p| order.get(p).copied());
+        let Some(request) = sorted else {
+            return Err(diesel::result::Error::DeserializationError("a batch row of no request".into()));
+        };
+        answers[request] = Some(row.rotation.split());
+    }
+    Ok(answers)
+}
+
+/// The batch as one prepared statement: the requests as parallel arrays
+/// (whatever their number, the statement's text stays the same), each row
+/// joined to its own call of the function.
+struct BatchRotateCall<'a> {
+    user_ids: Vec<&'a str>,
+    session_ids: Vec<&'a str>,
+    jtis: Vec<&'a str>,
+    nows: Vec<NaiveDateTime>,
+    successors: Vec<&'a str>,
+    successor_expiries: Vec<NaiveDateTime>,
+    needs_index: bool,
+    touch_befores: Vec<NaiveDateTime>,
+}
+
+impl diesel::query_builder::QueryId for BatchRotateCall<'_> {
+    type QueryId = BatchRotateCall<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for BatchRotateCall<'_> {
+    fn walk_ast<'b>(&'b self, mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>) -> QueryResult<()> {
+        use diesel::sql_types::{Array, Bool, Text, Timestamp};
+        out.push_sql("SELECT b.position, r.* FROM unnest(");
+        out.push_bind_param::<Array<Text>, _>(&self.user_ids)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.session_ids)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.jtis)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Timestamp>, _>(&self.nows)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.successors)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Timestamp>, _>(&self.successor_expiries)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Timestamp>, _>(&self.touch_befores)?;
+        out.push_sql(
+            ") WITH ORDINALITY AS b(user_id, session_id, jti, now, successor, latest_expiry, touch_before, position) \
+             CROSS JOIN LATERAL signet_rotate_refresh(\
+             b.user_id, b.session_id, b.jti, b.now, b.successor, b.latest_expiry, ",
+        );
+        out.push_bind_param::<Bool, _>(&self.needs_index)?;
+        out.push_sql(", b.touch_before) r");
+        Ok(())
+    }
+}
+
+impl diesel::query_builder::Query for BatchRotateCall<'_> {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+impl RunQueryDsl<PgConnection> for BatchRotateCall<'_> {}
+
+#[derive(QueryableByName)]
+struct BatchedRotation {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    position: i64,
+    #[diesel(embed)]
+    rotation: OneStatementRotation,
+}
+
 #[derive(QueryableByName)]
 struct OneStatementRotation {
     #[diesel(sql_type = diesel::sql_types::Text)]

@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDateTime, TimeDelta};
 use diesel::{Connection, QueryResult};
 use uuid::Uuid;
 
-use super::model::{self, RefreshToken, Session};
+use super::model::{self, OneCallRotation, RefreshToken, RotationRequest, Session};
 use crate::accounts::model::{self as users, User};
 use crate::audit::{self, Actor, Event, EventType};
 use crate::config::{RevocationSettings, TokenSettings};
@@ -169,7 +169,10 @@ impl From<ApiError> for Unclaimed {
 /// refreshes; a token that was already rotated revokes its whole session.
 /// The new access token carries the user's current roles; a disabled or
 /// deleted user cannot refresh. A reuse is recorded (`refresh.reused`, from
-/// `client`'s IP) with the revocation it causes.
+/// `client`'s IP) with the revocation it causes. On PostgreSQL the common
+/// case is one call of `signet_rotate_refresh` first, unless `one_call_first`
+/// says that call already declined this token (in a batch).
+#[allow(clippy::too_many_arguments)]
 pub fn rotate(
     conn: &mut DbConnection,
     settings: &TokenSettings,
@@ -178,8 +181,9 @@ pub fn rotate(
     claims: &RefreshClaims,
     client: &Actor,
     now: NaiveDateTime,
+    one_call_first: OneCall,
 ) -> Result<Rotated, ApiError> {
-    if let DbConnection::Postgres(pg) = conn {
+    if let (DbConnection::Postgres(pg), OneCall::Try) = (&mut *conn, one_call_first) {
         if let Some(minted) = rotate_in_one_statement(pg, settings, revocation, key, claims, now)? {
             return Ok(Rotated { minted, within_grace: false });
         }
@@ -239,11 +243,18 @@ pub fn rotate(
     Err(ApiError::InvalidRefreshToken)
 }
 
+/// Whether [`rotate`] tries PostgreSQL's one-call rotation before the
+/// rotation transaction.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum OneCall {
+    Try,
+    /// It was tried (in a batch) and declined the token.
+    Declined,
+}
+
 /// PostgreSQL's common case in one round trip ([`model::rotate_in_one_statement`]);
 /// None sends the caller to the rotation transaction (a token that cannot be
 /// claimed, a disabled user, a session without its status list index...).
-/// The pair is signed after the statement has committed: signing with a
-/// loaded key does not fail, and if it did the client would log in again.
 fn rotate_in_one_statement(
     pg: &mut diesel::PgConnection,
     settings: &TokenSettings,
@@ -252,28 +263,50 @@ fn rotate_in_one_statement(
     claims: &RefreshClaims,
     now: NaiveDateTime,
 ) -> Result<Option<Minted>, ApiError> {
-    let now_unix = now.and_utc().timestamp();
-    let successor = Uuid::new_v4().to_string();
-    let latest_expiry = unix_to_db(now_unix + settings.refresh_ttl_secs);
+    let request = one_call_request(settings, claims, now);
     let rotated = model::rotate_in_one_statement(
         pg,
-        &claims.sub,
-        &claims.sid,
-        &claims.jti,
-        &successor,
-        latest_expiry,
+        &request.user_id,
+        &request.session_id,
+        &request.jti,
+        &request.successor,
+        request.successor_expires_at,
         revocation.enabled,
         now,
     )?;
-    let Some((user, session, index)) = rotated else {
-        return Ok(None);
-    };
+    rotated.map(|rotated| mint_rotated(settings, revocation, key, request.successor, now, rotated)).transpose()
+}
+
+/// What PostgreSQL's one-call rotation of `claims` is asked (alone or in a
+/// batch): the successor's id and its latest expiry are decided here.
+pub fn one_call_request(settings: &TokenSettings, claims: &RefreshClaims, now: NaiveDateTime) -> RotationRequest {
+    let now_unix = now.and_utc().timestamp();
+    RotationRequest {
+        user_id: claims.sub.clone(),
+        session_id: claims.sid.clone(),
+        jti: claims.jti.clone(),
+        successor: Uuid::new_v4().to_string(),
+        successor_expires_at: unix_to_db(now_unix + settings.refresh_ttl_secs),
+        now,
+    }
+}
+
+/// Signs the pair of a one-call rotation (`successor` minted at `now`), after it committed:
+/// signing with a loaded key does not fail, and if it did the client would
+/// log in again.
+pub fn mint_rotated(
+    settings: &TokenSettings,
+    revocation: &RevocationSettings,
+    key: &SigningKey,
+    successor: String,
+    now: NaiveDateTime,
+    (user, session, index): OneCallRotation,
+) -> Result<Minted, ApiError> {
+    let now_unix = now.and_utc().timestamp();
     let status = if revocation.enabled { index } else { None };
     let spec =
         RefreshSpec { jti: successor, issued_at: now_unix, expires_at: refresh_expiry(settings, &session, now_unix) };
-    let minted =
-        mint_pair(settings, key, subject(&user, &session, status), now_unix, spec).map_err(ApiError::internal)?;
-    Ok(Some(minted))
+    mint_pair(settings, key, subject(&user, &session, status), now_unix, spec).map_err(ApiError::internal)
 }
 
 /// Two tabs refreshing with the same token at once: within the grace window

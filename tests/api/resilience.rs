@@ -43,6 +43,7 @@ async fn database_outage_is_503_and_the_service_recovers() {
     }
     let app = TestApp::spawn_with(Backend::Postgres, |s: &mut Settings| s.database.connect_timeout_secs = 1).await;
     app.register_ok("steady").await;
+    let pair = app.login_ok("steady").await;
     let TestDb::Postgres { admin_url, name, .. } = &app.db else { unreachable!() };
     let mut admin = PgConnection::establish(admin_url).unwrap();
     let sql = |conn: &mut PgConnection, q: String| diesel::sql_query(q).execute(conn).unwrap();
@@ -56,10 +57,16 @@ async fn database_outage_is_503_and_the_service_recovers() {
     assert!(res.headers().contains_key("retry-after"));
     let body = assert_problem(res, 503, "unavailable").await;
     assert!(!body.to_string().to_lowercase().contains("database \""), "no database text: {body}");
+    // A refresh (batched, then through the pool) stores nothing and says 503.
+    let res = app.refresh(&pair.refresh).await;
+    assert!(res.headers().contains_key("retry-after"));
+    assert_problem(res, 503, "unavailable").await;
     // Stateless authentication does not need the database.
     assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
 
     sql(&mut admin, format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"));
     assert_eq!(app.get("/readyz", None).await.status(), StatusCode::OK);
     app.login_ok("steady").await;
+    // The refresh token refused during the outage was not spent.
+    assert_eq!(app.refresh(&pair.refresh).await.status(), StatusCode::OK);
 }

@@ -410,3 +410,130 @@ async fn last_used(app: &TestApp, access: &str) -> chrono::DateTime<chrono::Fixe
     let list: Value = app.get("/v1/auth/sessions", Some(access)).await.json().await.unwrap();
     chrono::DateTime::parse_from_rfc3339(list["sessions"][0]["last_used_at"].as_str().unwrap()).unwrap()
 }
+
+/// What a batched rotation of `login`'s refresh token asks, with successor `successor`.
+fn batch_request(login: &LoggedIn, successor: &str) -> signet::sessions::model::RotationRequest {
+    let claims = claims_of(&login.refresh);
+    let now = chrono::Utc::now().naive_utc();
+    signet::sessions::model::RotationRequest {
+        user_id: claims["sub"].as_str().unwrap().to_owned(),
+        session_id: claims["sid"].as_str().unwrap().to_owned(),
+        jti: claims["jti"].as_str().unwrap().to_owned(),
+        successor: successor.to_owned(),
+        successor_expires_at: now + TimeDelta::days(1),
+        now,
+    }
+}
+
+/// PostgreSQL's batched refreshes (http::pg_rotations): one statement rotates
+/// each request as its own call, answers in the requests' order whatever the
+/// order the calls ran in (by session id), and a token presented twice in
+/// one batch (two tabs) is claimed once: the second is left to the rotation
+/// transaction, which gives it the grace successor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_batch_rotates_each_request_and_a_token_only_once() {
+    use diesel::prelude::*;
+    use signet::db::schema::refresh_tokens;
+    use signet::db::DbConnection;
+    use signet::sessions::model::rotate_batch;
+
+    if !crate::helpers::postgres_configured() {
+        eprintln!("SIGNET_TEST_POSTGRES_URL not set: skipping");
+        return;
+    }
+    let with_grace = |s: &mut Settings| s.tokens.refresh_reuse_grace_secs = 10;
+    let app = TestApp::spawn_with(crate::helpers::Backend::Postgres, with_grace).await;
+    let (first, second) = (logged_in(&app, "quinn").await, logged_in(&app, "ruth").await);
+    let mut requests = vec![batch_request(&first, "succ-a"), batch_request(&second, "succ-b")];
+    // The later session id first, so the calls run in another order than asked.
+    requests.sort_by(|a, b| b.session_id.cmp(&a.session_id));
+    let twice = requests[0].clone();
+    requests.push(signet::sessions::model::RotationRequest { successor: "succ-again".into(), ..twice.clone() });
+
+    let mut pooled = app.conn();
+    let DbConnection::Postgres(pg) = &mut **pooled else {
+        panic!("a PostgreSQL app");
+    };
+    let answers = rotate_batch(pg, &requests, true).unwrap();
+    assert_eq!(answers.len(), 3);
+    for (request, answer) in requests.iter().zip(&answers).take(2) {
+        let (user, session, index) = answer.as_ref().expect("each token rotates");
+        assert_eq!((&user.id, &session.id), (&request.user_id, &request.session_id), "answers in asked order");
+        assert!(index.is_some());
+    }
+    assert!(answers[2].is_none(), "the same token again in the batch is not claimed twice");
+    let successor: Option<String> =
+        refresh_tokens::table.find(&twice.jti).select(refresh_tokens::replaced_by).get_result(pg).unwrap();
+    assert_eq!(successor.as_deref(), Some(twice.successor.as_str()), "the first request's successor is linked");
+    let stored: i64 =
+        refresh_tokens::table.filter(refresh_tokens::jti.eq("succ-again")).count().get_result(pg).unwrap();
+    assert_eq!(stored, 0, "the declined request stored nothing");
+    drop(pooled);
+
+    // Over HTTP, the token just rotated in the batch is within its grace window.
+    let token = if twice.user_id == claims_of(&first.refresh)["sub"] { &first.refresh } else { &second.refresh };
+    let res = app.refresh(token).await;
+    assert_eq!(res.status(), StatusCode::OK, "grace after a batched rotation");
+    let again = LoggedIn::from_pair(res.json().await.unwrap());
+    assert_eq!(claims_of(&again.refresh)["jti"], twice.successor.as_str(), "the batch's successor again");
+}
+
+/// A disable that commits while a batch waits for its user's lock is seen by
+/// that user's rotation (declined), and the other rotations of the batch
+/// still go through: each call takes its own locks and reads after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_batch_sees_a_disable_that_commits_while_it_waits() {
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    use signet::db::DbConnection;
+    use signet::sessions::model::rotate_batch;
+
+    if !crate::helpers::postgres_configured() {
+        eprintln!("SIGNET_TEST_POSTGRES_URL not set: skipping");
+        return;
+    }
+    let app = TestApp::spawn(crate::helpers::Backend::Postgres).await;
+    let (kept, disabled) = (logged_in(&app, "sid").await, logged_in(&app, "tara").await);
+    let requests = vec![batch_request(&kept, "succ-kept"), batch_request(&disabled, "succ-disabled")];
+    let disabled_user = requests[1].user_id.clone();
+
+    let mut admin = app.conn();
+    admin.batch_execute("BEGIN").unwrap();
+    diesel::sql_query("UPDATE users SET disabled = true WHERE id = $1")
+        .bind::<diesel::sql_types::Text, _>(&disabled_user)
+        .execute(&mut **admin)
+        .unwrap();
+
+    let pool = app.pool();
+    let batch = std::thread::spawn(move || {
+        let mut pooled = pool.get().unwrap();
+        let DbConnection::Postgres(pg) = &mut **pooled else { panic!("a PostgreSQL app") };
+        rotate_batch(pg, &requests, true)
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!batch.is_finished(), "the batch waits for the disabling transaction's lock");
+    admin.batch_execute("COMMIT").unwrap();
+    let answers = batch.join().unwrap().unwrap();
+    assert!(answers[0].is_some(), "the other user's rotation went through");
+    assert!(answers[1].is_none(), "the disabled user's rotation is declined");
+    drop(admin);
+    assert_problem(app.refresh(&disabled.refresh).await, 401, "invalid_refresh_token").await;
+}
+
+/// With `database.refresh_batch_threads = 0` every PostgreSQL refresh goes
+/// through the pool (one call, then the rotation transaction): the same
+/// rotation, reuse and grace rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_refreshes_without_batching_keep_the_same_rules() {
+    if !crate::helpers::postgres_configured() {
+        eprintln!("SIGNET_TEST_POSTGRES_URL not set: skipping");
+        return;
+    }
+    let unbatched = |s: &mut Settings| s.database.refresh_batch_threads = 0;
+    let app = TestApp::spawn_with(crate::helpers::Backend::Postgres, unbatched).await;
+    refresh_rotates_and_reuse_revokes_the_session(app).await;
+    let app = TestApp::spawn_with(crate::helpers::Backend::Postgres, unbatched).await;
+    sixteen_concurrent_refreshes_have_one_winner(app).await;
+    let app = TestApp::spawn_with(crate::helpers::Backend::Postgres, unbatched).await;
+    grace_returns_the_same_successor_then_revokes_after_it(app).await;
+}
