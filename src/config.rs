@@ -155,9 +155,11 @@ pub struct DatabaseSettings {
     pub pool_size: u32,
     pub connect_timeout_secs: u64,
     /// PostgreSQL: threads (each with its own connection, besides the pool)
-    /// that run waiting refreshes in one statement; 0 sends every refresh
+    /// that run every refresh waiting in one statement; 0 sends refreshes
     /// through the pool.
     pub refresh_batch_threads: usize,
+    /// The same for the session read of every bearer check.
+    pub session_read_batch_threads: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -301,6 +303,9 @@ impl Settings {
         }
         if self.database.refresh_batch_threads > 64 {
             return invalid("database.refresh_batch_threads", "must be at most 64");
+        }
+        if self.database.session_read_batch_threads > 64 {
+            return invalid("database.session_read_batch_threads", "must be at most 64");
         }
         if self.database.connect_timeout_secs == 0 {
             return invalid("database.connect_timeout_secs", "must be at least 1");

@@ -39,7 +39,7 @@ use crate::config::Settings;
 use crate::http::db_gate::DbGate;
 use crate::http::hash_pool::HashPool;
 use crate::http::metrics::Metrics;
-use crate::http::pg_rotations::PgRotations;
+use crate::http::pg_batches::{PgBatches, Rotations, SessionReads};
 use crate::http::rate_limit::RateLimits;
 use crate::http::sqlite_writer::SqliteWriter;
 use crate::http::state::AppState;
@@ -50,9 +50,25 @@ use crate::status_lists::service::StatusLists;
 /// Most hot SQLite writes waiting for the writer thread; beyond, 503 at once.
 const SQLITE_WRITE_QUEUE: usize = 1024;
 
-/// Most PostgreSQL refreshes waiting for a batch; beyond, they go through
-/// the pool as before.
-const PG_ROTATION_QUEUE: usize = 1024;
+/// Most PostgreSQL refreshes (and, apart, bearer checks) waiting for a
+/// batch; beyond, they go through the pool.
+const PG_BATCH_QUEUE: usize = 1024;
+
+type PgBatching = (Option<PgBatches<Rotations>>, Option<PgBatches<SessionReads>>);
+
+/// PostgreSQL's batching threads, each kind as configured (0 threads: none).
+fn start_pg_batches(settings: &Settings, target: &db::Target) -> anyhow::Result<PgBatching> {
+    let database = &settings.database;
+    let rotations = Rotations { needs_index: settings.revocation.enabled };
+    let rotations = (database.refresh_batch_threads > 0)
+        .then(|| PgBatches::start(rotations, target, database.refresh_batch_threads, PG_BATCH_QUEUE))
+        .transpose();
+    let reads = (database.session_read_batch_threads > 0)
+        .then(|| PgBatches::start(SessionReads, target, database.session_read_batch_threads, PG_BATCH_QUEUE))
+        .transpose();
+    let context = "cannot start the PostgreSQL batching threads";
+    Ok((rotations.context(context)?, reads.context(context)?))
+}
 
 /// A bound, ready-to-run service.
 pub struct Application {
@@ -104,17 +120,9 @@ impl Application {
             ),
             db::Target::Postgres(_) => None,
         };
-        let pg_rotations = match &target {
-            db::Target::Postgres(_) if settings.database.refresh_batch_threads > 0 => Some(
-                PgRotations::start(
-                    &target,
-                    settings.database.refresh_batch_threads,
-                    PG_ROTATION_QUEUE,
-                    settings.revocation.enabled,
-                )
-                .context("cannot start the refresh batching threads")?,
-            ),
-            _ => None,
+        let (pg_rotations, pg_session_reads) = match &target {
+            db::Target::Postgres(_) => start_pg_batches(&settings, &target)?,
+            db::Target::Sqlite(_) => (None, None),
         };
         let state = web::Data::new(AppState {
             settings: settings.clone(),
@@ -122,6 +130,7 @@ impl Application {
             db_gate,
             sqlite_writer,
             pg_rotations,
+            pg_session_reads,
             clock,
             keys: keys.clone(),
             hasher,

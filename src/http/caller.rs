@@ -18,6 +18,7 @@ use futures_util::future::LocalBoxFuture;
 use signet_verify::actix::{AuthError, Authenticated};
 use signet_verify::AccessClaims;
 
+use super::pg_batches::Batched;
 use super::state::AppState;
 use crate::accounts::model::User;
 use crate::api_tokens::service as api_tokens;
@@ -149,6 +150,15 @@ async fn require_live_session(state: &AppState, claims: &AccessClaims) -> Result
         None => None,
     };
     let (sid, now) = (claims.sid.clone(), state.clock.now_db());
+    if let (Some(reads), true) = (&state.pg_session_reads, sessions::is_user_session(&sid)) {
+        if let Batched::Done(found) = reads.ask(sid.clone()).await {
+            let holder = found.and_then(|row| {
+                let (session, index, user) = *row;
+                sessions::session_holder(session, index, user, status, now)
+            });
+            return holder.ok_or(ApiError::RevokedToken);
+        }
+    }
     let holder = state.db(move |conn| Ok(sessions::access_holder(conn, &sid, status, now)?)).await?;
     holder.ok_or(ApiError::RevokedToken)
 }

@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use signet_verify::VerifyError;
 
 use super::metrics::{self, Event, LoginOutcome, RefreshOutcome};
-use super::pg_rotations::Batched;
+use super::pg_batches::Batched;
 use super::rate_limit::Endpoint;
 use super::state::{dummy_hash, AppState};
 use crate::accounts::model::{self as users, User};
@@ -186,16 +186,16 @@ async fn rotate_verified(state: &AppState, client: Actor, token: &str) -> Result
     let now = state.clock.now_db();
     let signer = state.keys.signer(now)?;
     let mut one_call = OneCall::Try;
-    if let Some(batches) = &state.pg_rotations {
+    if let Some(rotations) = &state.pg_rotations {
         let request = service::one_call_request(&settings.tokens, &claims, now);
         let successor = request.successor.clone();
-        match batches.rotate(request).await {
-            Batched::Rotated(rotated) => {
+        match rotations.ask(request).await {
+            Batched::Done(Some(rotated)) => {
                 let (tokens, revocation) = (&settings.tokens, &settings.revocation);
                 let minted = service::mint_rotated(tokens, revocation, &signer, successor, now, *rotated)?;
                 return Ok(service::Rotated { minted, within_grace: false });
             }
-            Batched::NotClaimed => one_call = OneCall::Declined,
+            Batched::Done(None) => one_call = OneCall::Declined,
             Batched::NotRun => {}
         }
     }

@@ -15,7 +15,7 @@ pub mod flows;
 pub mod handlers;
 pub mod hash_pool;
 pub mod metrics;
-pub mod pg_rotations;
+pub mod pg_batches;
 pub mod problem;
 pub mod rate_limit;
 pub mod response;

@@ -63,6 +63,21 @@ pub fn find_session_with_user(
     Ok(row.map(|(session, list, idx, user)| (session, StatusRef::from_columns(list, idx), user)))
 }
 
+/// [`find_session_with_user`] for many sessions in one statement (on
+/// PostgreSQL `= ANY($1)`, one prepared statement whatever their number);
+/// unknown ids are left out.
+pub fn find_sessions_with_users(
+    pg: &mut PgConnection,
+    ids: &[String],
+) -> QueryResult<Vec<(Session, Option<StatusRef>, User)>> {
+    let rows: Vec<(Session, Option<i64>, Option<i64>, User)> = sessions::table
+        .inner_join(users::table)
+        .filter(sessions::id.eq_any(ids))
+        .select((Session::as_select(), sessions::status_list, sessions::status_idx, User::as_select()))
+        .load(pg)?;
+    Ok(rows.into_iter().map(|(session, list, idx, user)| (session, StatusRef::from_columns(list, idx), user)).collect())
+}
+
 pub fn find_refresh_token(conn: &mut DbConnection, jti: &str) -> QueryResult<Option<RefreshToken>> {
     refresh_tokens::table.find(jti).select(RefreshToken::as_select()).get_result(conn).optional()
 }

@@ -539,9 +539,26 @@ pub fn access_holder(
         let index = client.status_list.zip(client.status_idx).map(|(list, idx)| StatusRef { list, idx });
         return Ok((live && (status.is_none() || index == status)).then_some(AccessHolder::Other));
     }
-    let Some((session, index, user)) = model::find_session_with_user(conn, sid)? else {
-        return Ok(None);
-    };
+    let found = model::find_session_with_user(conn, sid)?;
+    Ok(found.and_then(|(session, index, user)| session_holder(session, index, user, status, now)))
+}
+
+/// Whether a user's session `sid` is the kind of session id read by
+/// [`session_holder`] (not an API token's or an OAuth client's).
+pub fn is_user_session(sid: &str) -> bool {
+    !sid.starts_with(crate::api_tokens::EXCHANGE_SID_PREFIX) && crate::clients::client_of_session(sid).is_none()
+}
+
+/// The user holding an access token of a user's session, if the session (as
+/// read, with its status list `index`) still stands at `now` for a token
+/// carrying `status`.
+pub fn session_holder(
+    session: Session,
+    index: Option<StatusRef>,
+    user: User,
+    status: Option<StatusRef>,
+    now: NaiveDateTime,
+) -> Option<AccessHolder> {
     let live = session.revoked_at.is_none() && session.expires_at > now && !user.disabled;
-    Ok((live && (status.is_none() || index == status)).then(|| AccessHolder::User(Box::new(user))))
+    (live && (status.is_none() || index == status)).then(|| AccessHolder::User(Box::new(user)))
 }
