@@ -36,10 +36,10 @@ use crate::accounts::throttle::ThrottlePolicy;
 use crate::clients::throttle::ClientThrottle;
 use crate::clock::SharedClock;
 use crate::config::Settings;
+use crate::http::batches::{Batches, Rotations, SessionReads};
 use crate::http::db_gate::DbGate;
 use crate::http::hash_pool::HashPool;
 use crate::http::metrics::Metrics;
-use crate::http::pg_batches::{PgBatches, Rotations, SessionReads};
 use crate::http::rate_limit::RateLimits;
 use crate::http::sqlite_writer::SqliteWriter;
 use crate::http::state::AppState;
@@ -52,19 +52,21 @@ const SQLITE_WRITE_QUEUE: usize = 1024;
 
 /// Most PostgreSQL refreshes (and, apart, bearer checks) waiting for a
 /// batch; beyond, they go through the pool.
-const PG_BATCH_QUEUE: usize = 1024;
+const BATCH_QUEUE: usize = 1024;
 
-type PgBatching = (Option<PgBatches<Rotations>>, Option<PgBatches<SessionReads>>);
+type Batching = (Option<Batches<Rotations>>, Option<Batches<SessionReads>>);
 
-/// PostgreSQL's batching threads, each kind as configured (0 threads: none).
-fn start_pg_batches(settings: &Settings, target: &db::Target) -> anyhow::Result<PgBatching> {
+/// The batching threads, each kind as configured (0 threads: none): refresh
+/// rotations on PostgreSQL (SQLite's go to its writer), session reads on both.
+fn start_batches(settings: &Settings, target: &db::Target) -> anyhow::Result<Batching> {
     let database = &settings.database;
     let rotations = Rotations { needs_index: settings.revocation.enabled };
-    let rotations = (database.refresh_batch_threads > 0)
-        .then(|| PgBatches::start(rotations, target, database.refresh_batch_threads, PG_BATCH_QUEUE))
+    let postgres = matches!(target, db::Target::Postgres(_));
+    let rotations = (postgres && database.refresh_batch_threads > 0)
+        .then(|| Batches::start(rotations, target, database.refresh_batch_threads, BATCH_QUEUE))
         .transpose();
     let reads = (database.session_read_batch_threads > 0)
-        .then(|| PgBatches::start(SessionReads, target, database.session_read_batch_threads, PG_BATCH_QUEUE))
+        .then(|| Batches::start(SessionReads, target, database.session_read_batch_threads, BATCH_QUEUE))
         .transpose();
     let context = "cannot start the PostgreSQL batching threads";
     Ok((rotations.context(context)?, reads.context(context)?))
@@ -120,17 +122,14 @@ impl Application {
             ),
             db::Target::Postgres(_) => None,
         };
-        let (pg_rotations, pg_session_reads) = match &target {
-            db::Target::Postgres(_) => start_pg_batches(&settings, &target)?,
-            db::Target::Sqlite(_) => (None, None),
-        };
+        let (pg_rotations, session_reads) = start_batches(&settings, &target)?;
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             pool,
             db_gate,
             sqlite_writer,
             pg_rotations,
-            pg_session_reads,
+            session_reads,
             clock,
             keys: keys.clone(),
             hasher,

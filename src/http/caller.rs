@@ -18,7 +18,7 @@ use futures_util::future::LocalBoxFuture;
 use signet_verify::actix::{AuthError, Authenticated};
 use signet_verify::AccessClaims;
 
-use super::pg_batches::Batched;
+use super::batches::Batched;
 use super::state::AppState;
 use crate::accounts::model::User;
 use crate::api_tokens::service as api_tokens;
@@ -150,7 +150,7 @@ async fn require_live_session(state: &AppState, claims: &AccessClaims) -> Result
         None => None,
     };
     let (sid, now) = (claims.sid.clone(), state.clock.now_db());
-    if let (Some(reads), true) = (&state.pg_session_reads, sessions::is_user_session(&sid)) {
+    if let (Some(reads), true) = (&state.session_reads, sessions::is_user_session(&sid)) {
         if let Batched::Done(found) = reads.ask(sid.clone()).await {
             let holder = found.and_then(|row| {
                 let (session, index, user) = *row;

@@ -7,8 +7,8 @@ use actix_web::HttpRequest;
 use secrecy::{ExposeSecret, SecretString};
 use signet_verify::VerifyError;
 
+use super::batches::Batched;
 use super::metrics::{self, Event, LoginOutcome, RefreshOutcome};
-use super::pg_batches::Batched;
 use super::rate_limit::Endpoint;
 use super::state::{dummy_hash, AppState};
 use crate::accounts::model::{self as users, User};

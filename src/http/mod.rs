@@ -4,6 +4,7 @@
 //! and refresh flows that need the request, and the compatibility routes.
 //! Nothing below `http` imports it back.
 
+pub mod batches;
 pub mod body;
 pub mod caller;
 pub mod client_ip;
@@ -15,7 +16,6 @@ pub mod flows;
 pub mod handlers;
 pub mod hash_pool;
 pub mod metrics;
-pub mod pg_batches;
 pub mod problem;
 pub mod rate_limit;
 pub mod response;

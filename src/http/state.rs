@@ -8,10 +8,10 @@ use std::net::IpAddr;
 use actix_web::{web, HttpRequest};
 use signet_verify::Verifier;
 
+use super::batches::{Batches, Rotations, SessionReads};
 use super::client_ip::client_ip;
 use super::db_gate::DbGate;
 use super::hash_pool::HashPool;
-use super::pg_batches::{PgBatches, Rotations, SessionReads};
 use super::rate_limit::{Endpoint, RateLimits};
 use super::sqlite_writer::{Attempt, Job, SqliteWriter};
 use crate::accounts::password::{PasswordHasher, PasswordPolicy};
@@ -55,10 +55,11 @@ pub struct AppState {
     /// SQLite: the thread that batches the hot writes; None on PostgreSQL.
     pub sqlite_writer: Option<SqliteWriter>,
     /// PostgreSQL: the threads that batch refreshes (None on SQLite or when
-    /// `database.refresh_batch_threads` is 0)...
-    pub pg_rotations: Option<PgBatches<Rotations>>,
-    /// ...and bearer checks' session reads (`session_read_batch_threads`).
-    pub pg_session_reads: Option<PgBatches<SessionReads>>,
+    /// `database.refresh_batch_threads` is 0).
+    pub pg_rotations: Option<Batches<Rotations>>,
+    /// The threads that batch bearer checks' session reads, both backends
+    /// (None when `database.session_read_batch_threads` is 0).
+    pub session_reads: Option<Batches<SessionReads>>,
     pub clock: SharedClock,
     pub keys: Arc<KeyService>,
     pub hasher: PasswordHasher,

@@ -23,6 +23,7 @@ backend_tests!(
     password_change_keeps_only_the_callers_session,
     sessions_are_listed_and_deleted_by_their_owner,
     last_used_at_is_recorded_to_the_minute,
+    batched_session_reads_answer_each_id_in_order,
 );
 
 async fn refresh_ok(app: &TestApp, token: &str) -> LoggedIn {
@@ -425,7 +426,7 @@ fn batch_request(login: &LoggedIn, successor: &str) -> signet::sessions::model::
     }
 }
 
-/// PostgreSQL's batched refreshes (http::pg_batches): one statement rotates
+/// PostgreSQL's batched refreshes (http::batches): one statement rotates
 /// each request as its own call, answers in the requests' order whatever the
 /// order the calls ran in (by session id), and a token presented twice in
 /// one batch (two tabs) is claimed once: the second is left to the rotation
@@ -520,53 +521,42 @@ async fn postgres_batch_sees_a_disable_that_commits_while_it_waits() {
     assert_problem(app.refresh(&disabled.refresh).await, 401, "invalid_refresh_token").await;
 }
 
-/// With no batching threads every PostgreSQL refresh and bearer check goes
-/// through the pool (for a refresh: one call, then the rotation
-/// transaction): the same rotation, reuse, grace and revocation rules.
+/// With no batching threads every refresh and bearer check goes through the
+/// pool (a PostgreSQL refresh: one call, then the rotation transaction): the
+/// same rotation, reuse, grace and revocation rules, on both backends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_without_batches_keeps_the_same_rules() {
-    if !crate::helpers::postgres_configured() {
-        eprintln!("SIGNET_TEST_POSTGRES_URL not set: skipping");
-        return;
+async fn without_batches_the_same_rules_hold() {
+    use crate::helpers::Backend;
+    let mut backends = vec![Backend::Sqlite];
+    if crate::helpers::postgres_configured() {
+        backends.push(Backend::Postgres);
     }
     let unbatched = |s: &mut Settings| {
         s.database.refresh_batch_threads = 0;
         s.database.session_read_batch_threads = 0;
     };
-    let app = TestApp::spawn_with(crate::helpers::Backend::Postgres, unbatched).await;
-    logout_all_ends_every_session(app).await;
-    let app = TestApp::spawn_with(crate::helpers::Backend::Postgres, unbatched).await;
-    refresh_rotates_and_reuse_revokes_the_session(app).await;
-    let app = TestApp::spawn_with(crate::helpers::Backend::Postgres, unbatched).await;
-    sixteen_concurrent_refreshes_have_one_winner(app).await;
-    let app = TestApp::spawn_with(crate::helpers::Backend::Postgres, unbatched).await;
-    grace_returns_the_same_successor_then_revokes_after_it(app).await;
+    for backend in backends {
+        logout_all_ends_every_session(TestApp::spawn_with(backend, unbatched).await).await;
+        refresh_rotates_and_reuse_revokes_the_session(TestApp::spawn_with(backend, unbatched).await).await;
+        sixteen_concurrent_refreshes_have_one_winner(TestApp::spawn_with(backend, unbatched).await).await;
+        grace_returns_the_same_successor_then_revokes_after_it(TestApp::spawn_with(backend, unbatched).await).await;
+    }
 }
 
-/// The bearer check's batched read (http::pg_batches::SessionReads): each
+/// The bearer check's batched read (http::batches::SessionReads): each
 /// session id answered in the order asked, one asked twice answered twice,
 /// an unknown one None; a revoked session comes back as stored (the caller
 /// judges it, as it judges the pool's read).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_batched_session_reads_answer_each_id_in_order() {
-    use signet::db::DbConnection;
-    use signet::http::pg_batches::{BatchWork, SessionReads};
+async fn batched_session_reads_answer_each_id_in_order(app: TestApp) {
+    use signet::http::batches::{BatchWork, SessionReads};
 
-    if !crate::helpers::postgres_configured() {
-        eprintln!("SIGNET_TEST_POSTGRES_URL not set: skipping");
-        return;
-    }
-    let app = TestApp::spawn(crate::helpers::Backend::Postgres).await;
     let (kept, ended) = (logged_in(&app, "uma").await, logged_in(&app, "vic").await);
     assert_eq!(logout(&app, &ended.refresh).await.status(), StatusCode::NO_CONTENT);
     let sid = |login: &LoggedIn| claims_of(&login.access)["sid"].as_str().unwrap().to_owned();
     let ids = vec![sid(&ended), "no-such-session".to_owned(), sid(&kept), sid(&ended)];
 
     let mut pooled = app.conn();
-    let DbConnection::Postgres(pg) = &mut **pooled else {
-        panic!("a PostgreSQL app");
-    };
-    let answers = SessionReads.run(pg, &ids).unwrap();
+    let answers = SessionReads.run(&mut pooled, &ids).unwrap();
     assert_eq!(answers.len(), 4);
     assert!(answers[1].is_none(), "an unknown session");
     for (id, answer) in ids.iter().zip(&answers).filter(|(_, a)| a.is_some()) {
