@@ -402,11 +402,6 @@ pub fn claim_refresh_token(
     successor: &str,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
-    let claimable = refresh_tokens::table
-        .filter(refresh_tokens::jti.eq(jti))
-        .filter(refresh_tokens::used_at.is_null())
-        .filter(refresh_tokens::expires_at.gt(now));
-    let claim = (refresh_tokens::used_at.eq(now), refresh_tokens::replaced_by.eq(successor));
     match conn {
         // Found by the primary key only: with `session_id =` PostgreSQL's
         // generic plan may take refresh_tokens_session_id and read every
@@ -414,20 +409,60 @@ pub fn claim_refresh_token(
         // when). `IS NOT DISTINCT FROM` is `=` on these NOT NULL columns but
         // not indexable.
         DbConnection::Postgres(pg) => diesel::update(
-            claimable
+            refresh_tokens::table
+                .filter(refresh_tokens::jti.eq(jti))
+                .filter(refresh_tokens::used_at.is_null())
+                .filter(refresh_tokens::expires_at.gt(now))
                 .filter(refresh_tokens::session_id.is_not_distinct_from(session_id))
                 .filter(refresh_tokens::user_id.is_not_distinct_from(user_id)),
         )
-        .set(claim)
+        .set((refresh_tokens::used_at.eq(now), refresh_tokens::replaced_by.eq(successor)))
         .execute(pg),
-        // SQLite's planner takes the unique index on jti by itself.
-        sqlite => diesel::update(
-            claimable.filter(refresh_tokens::session_id.eq(session_id)).filter(refresh_tokens::user_id.eq(user_id)),
-        )
-        .set(claim)
-        .execute(sqlite),
+        // SQLite's planner takes the unique index on jti by itself. A
+        // statement of our own: diesel prepares every `UPDATE` afresh (its
+        // UpdateStatement is never cached), and this one runs on every refresh.
+        DbConnection::Sqlite(sqlite) => SqliteClaim { jti, session_id, user_id, successor, now }.execute(sqlite),
     }
 }
+
+/// [`claim_refresh_token`]'s `UPDATE` on SQLite as a query diesel keeps
+/// prepared on the connection (a static `QueryId`).
+struct SqliteClaim<'a> {
+    jti: &'a str,
+    session_id: &'a str,
+    user_id: &'a str,
+    successor: &'a str,
+    now: NaiveDateTime,
+}
+
+impl diesel::query_builder::QueryId for SqliteClaim<'_> {
+    type QueryId = SqliteClaim<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for SqliteClaim<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{Text, Timestamp};
+        out.push_sql("UPDATE refresh_tokens SET used_at = ");
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        out.push_sql(", replaced_by = ");
+        out.push_bind_param::<Text, _>(&self.successor)?;
+        out.push_sql(" WHERE jti = ");
+        out.push_bind_param::<Text, _>(&self.jti)?;
+        out.push_sql(" AND session_id = ");
+        out.push_bind_param::<Text, _>(&self.session_id)?;
+        out.push_sql(" AND user_id = ");
+        out.push_bind_param::<Text, _>(&self.user_id)?;
+        out.push_sql(" AND used_at IS NULL AND expires_at > ");
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<diesel::SqliteConnection> for SqliteClaim<'_> {}
 
 /// Revokes one live session and flips its status list index, in one
 /// transaction; returns 1 if it was live.

@@ -572,3 +572,35 @@ async fn batched_session_reads_answer_each_id_in_order(app: TestApp) {
     assert_eq!(app.get("/v1/auth/me", Some(&kept.access)).await.status(), StatusCode::OK);
     assert_problem(app.get("/v1/auth/me", Some(&ended.access)).await, 401, "invalid_token").await;
 }
+
+/// SQLite's claim (every refresh runs it) stays prepared on the connection:
+/// diesel prepares each of its own `UPDATE`s afresh, so the claim is a
+/// statement of ours with a static query id. diesel reports a statement it
+/// caches (`CacheQuery`) once; an uncached one never.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_claim_is_prepared_once_per_connection() {
+    use diesel::connection::{Connection, InstrumentationEvent};
+    use signet::sessions::model::claim_refresh_token;
+    use std::sync::{Arc, Mutex};
+
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite).await;
+    let login = logged_in(&app, "wes").await;
+    let claims = claims_of(&login.refresh);
+    let (sub, sid) = (claims["sub"].as_str().unwrap(), claims["sid"].as_str().unwrap());
+    let cached = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = cached.clone();
+    let mut pooled = app.conn();
+    pooled.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        if let InstrumentationEvent::CacheQuery { sql, .. } = event {
+            seen.lock().unwrap().push(sql.to_owned());
+        }
+    });
+    let now = chrono::Utc::now().naive_utc();
+    for (jti, successor) in [(claims["jti"].as_str().unwrap(), "next-1"), ("no-such-token", "next-2")] {
+        claim_refresh_token(&mut pooled, jti, sid, sub, successor, now).unwrap();
+    }
+    pooled.mark_broken(); // its instrumentation goes with it
+    let cached = cached.lock().unwrap();
+    let claims: Vec<_> = cached.iter().filter(|sql| sql.starts_with("UPDATE refresh_tokens")).collect();
+    assert_eq!(claims.len(), 1, "the claim is prepared and kept once: {cached:?}");
+}
