@@ -50,8 +50,8 @@ use crate::status_lists::service::StatusLists;
 /// Most hot SQLite writes waiting for the writer thread; beyond, 503 at once.
 const SQLITE_WRITE_QUEUE: usize = 1024;
 
-/// Most PostgreSQL refreshes (and, apart, bearer checks) waiting for a
-/// batch; beyond, they go through the pool.
+/// Most requests of one batched kind (PostgreSQL refreshes, bearer checks'
+/// session reads) waiting for a batch; beyond, they go through the pool.
 const BATCH_QUEUE: usize = 1024;
 
 type Batching = (Option<Batches<Rotations>>, Option<Batches<SessionReads>>);
@@ -68,7 +68,7 @@ fn start_batches(settings: &Settings, target: &db::Target) -> anyhow::Result<Bat
     let reads = (database.session_read_batch_threads > 0)
         .then(|| Batches::start(SessionReads, target, database.session_read_batch_threads, BATCH_QUEUE))
         .transpose();
-    let context = "cannot start the PostgreSQL batching threads";
+    let context = "cannot start the batching threads";
     Ok((rotations.context(context)?, reads.context(context)?))
 }
 
