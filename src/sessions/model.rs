@@ -54,13 +54,20 @@ pub fn find_session_with_user(
     conn: &mut DbConnection,
     id: &str,
 ) -> QueryResult<Option<(Session, Option<StatusRef>, User)>> {
-    let row: Option<(Session, Option<i64>, Option<i64>, User)> = sessions::table
+    let row: Option<SessionUserRow> = sessions::table
         .inner_join(users::table)
         .filter(sessions::id.eq(id))
         .select((Session::as_select(), sessions::status_list, sessions::status_idx, User::as_select()))
         .get_result(conn)
         .optional()?;
-    Ok(row.map(|(session, list, idx, user)| (session, StatusRef::from_columns(list, idx), user)))
+    Ok(row.map(with_status_ref))
+}
+
+/// A session row as both reads select it, its status list columns made one.
+type SessionUserRow = (Session, Option<i64>, Option<i64>, User);
+
+fn with_status_ref((session, list, idx, user): SessionUserRow) -> (Session, Option<StatusRef>, User) {
+    (session, StatusRef::from_columns(list, idx), user)
 }
 
 /// [`find_session_with_user`] for many sessions in one statement (on
@@ -70,12 +77,12 @@ pub fn find_sessions_with_users(
     pg: &mut PgConnection,
     ids: &[String],
 ) -> QueryResult<Vec<(Session, Option<StatusRef>, User)>> {
-    let rows: Vec<(Session, Option<i64>, Option<i64>, User)> = sessions::table
+    let rows: Vec<SessionUserRow> = sessions::table
         .inner_join(users::table)
         .filter(sessions::id.eq_any(ids))
         .select((Session::as_select(), sessions::status_list, sessions::status_idx, User::as_select()))
         .load(pg)?;
-    Ok(rows.into_iter().map(|(session, list, idx, user)| (session, StatusRef::from_columns(list, idx), user)).collect())
+    Ok(rows.into_iter().map(with_status_ref).collect())
 }
 
 pub fn find_refresh_token(conn: &mut DbConnection, jti: &str) -> QueryResult<Option<RefreshToken>> {
