@@ -23,7 +23,7 @@ use signet::audit::{self, Actor, Event, EventType};
 use signet::clock::{Clock, SystemClock};
 use signet::config::Settings;
 use signet::keys::service::KeyService;
-use signet::sessions::model::{insert_refresh_token, insert_session, RefreshToken, Session};
+use signet::sessions::model::{insert_refresh_token, insert_session, NewRefreshToken, Session};
 use signet::sessions::service::{start_session, ClientInfo};
 
 const MASTER_KEY: &str = "c2lnbmV0LXRlc3QtbWFzdGVyLWtleS0zMi1ieXRlcyE=";
@@ -64,14 +64,13 @@ fn main() -> anyhow::Result<()> {
                 revoked_at: None,
                 revoked_reason: None,
             };
-            let token = RefreshToken {
-                jti: uuid::Uuid::new_v4().to_string(),
-                session_id: session.id.clone(),
-                user_id: user.id.clone(),
+            let jti = uuid::Uuid::new_v4().to_string();
+            let token = NewRefreshToken {
+                jti: &jti,
+                session_id: &session.id,
+                user_id: &user.id,
                 issued_at: now,
                 expires_at: now + TimeDelta::days(14),
-                used_at: None,
-                replaced_by: None,
             };
             let started = Instant::now();
             audit::transaction(&mut conn, |conn| {

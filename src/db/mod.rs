@@ -24,6 +24,22 @@ pub enum DbConnection {
     Sqlite(SqliteConnection),
 }
 
+/// Runs `$body` with `$inner` bound to the backend's own connection (the body
+/// is compiled once per backend). For statements on the hot paths: diesel's
+/// `MultiConnection` serialises a statement's whole SQL text each time it
+/// runs it, to learn the backend's SQL, even when the backend holds the
+/// statement prepared; on a SQLite refresh that was 7% of signet's CPU
+/// (BENCHMARKS.md, issue 16, session 9).
+#[macro_export]
+macro_rules! on_backend {
+    ($conn:expr, |$inner:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Postgres($inner) => $body,
+            $crate::db::DbConnection::Sqlite($inner) => $body,
+        }
+    };
+}
+
 pub type Pool = r2d2::Pool<ConnectionManager>;
 pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
 

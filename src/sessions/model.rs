@@ -41,8 +41,24 @@ pub fn insert_session(conn: &mut DbConnection, session: &Session) -> QueryResult
     diesel::insert_into(sessions::table).values(session).execute(conn).map(|_| ())
 }
 
-pub fn insert_refresh_token(conn: &mut DbConnection, token: &RefreshToken) -> QueryResult<()> {
-    diesel::insert_into(refresh_tokens::table).values(token).execute(conn).map(|_| ())
+/// Records a new (unused) refresh token; runs on every login and refresh.
+/// The columns it leaves out (`used_at`, `replaced_by`) are NULL.
+pub fn insert_refresh_token(conn: &mut DbConnection, token: &NewRefreshToken<'_>) -> QueryResult<()> {
+    // The backend's own connection, and a fixed column list: diesel then keeps
+    // the INSERT prepared and does not rebuild its text (`on_backend`).
+    crate::on_backend!(conn, |inner| diesel::insert_into(refresh_tokens::table).values(token).execute(inner))
+        .map(|_| ())
+}
+
+/// A refresh token as it is issued.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct NewRefreshToken<'a> {
+    pub jti: &'a str,
+    pub session_id: &'a str,
+    pub user_id: &'a str,
+    pub issued_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
 }
 
 pub fn find_session(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Session>> {
@@ -54,12 +70,13 @@ pub fn find_session_with_user(
     conn: &mut DbConnection,
     id: &str,
 ) -> QueryResult<Option<(Session, Option<StatusRef>, User)>> {
-    let row: Option<SessionUserRow> = sessions::table
+    // On every refresh and bearer check: the backend's own connection (`on_backend`).
+    let row: Option<SessionUserRow> = crate::on_backend!(conn, |inner| sessions::table
         .inner_join(users::table)
         .filter(sessions::id.eq(id))
         .select((Session::as_select(), sessions::status_list, sessions::status_idx, User::as_select()))
-        .get_result(conn)
-        .optional()?;
+        .get_result(inner)
+        .optional())?;
     Ok(row.map(with_status_ref))
 }
 

@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDateTime, TimeDelta};
 use diesel::{Connection, QueryResult};
 use uuid::Uuid;
 
-use super::model::{self, OneCallRotation, RefreshToken, RotationRequest, Session};
+use super::model::{self, NewRefreshToken, OneCallRotation, RefreshToken, RotationRequest, Session};
 use crate::accounts::model::{self as users, User};
 use crate::audit::{self, Actor, Event, EventType};
 use crate::config::{RevocationSettings, TokenSettings};
@@ -124,14 +124,12 @@ fn issue_in_session(
         mint_pair(settings, key, subject(user, session, status), now_unix, spec).map_err(ApiError::internal)?;
     model::insert_refresh_token(
         conn,
-        &RefreshToken {
-            jti: minted.refresh_jti.clone(),
-            session_id: session.id.clone(),
-            user_id: user.id.clone(),
+        &NewRefreshToken {
+            jti: &minted.refresh_jti,
+            session_id: &session.id,
+            user_id: &user.id,
             issued_at: now,
             expires_at: unix_to_db(refresh_expires_at),
-            used_at: None,
-            replaced_by: None,
         },
     )?;
     Ok(minted)

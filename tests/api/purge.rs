@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use signet::db::schema::{login_throttle, refresh_tokens, sessions};
 use signet::db::DbConnection;
 use signet::maintenance::{self, Pace};
-use signet::sessions::model::{insert_refresh_token, insert_session, RefreshToken, Session};
+use signet::sessions::model::{insert_refresh_token, insert_session, NewRefreshToken, Session};
 
 use crate::backend_tests;
 use crate::helpers::{Backend, TestApp};
@@ -29,16 +29,8 @@ fn session(id: &str, user_id: &str, expires_at: NaiveDateTime) -> Session {
     }
 }
 
-fn token(jti: &str, session_id: &str, user_id: &str, expires_at: NaiveDateTime) -> RefreshToken {
-    RefreshToken {
-        jti: jti.into(),
-        session_id: session_id.into(),
-        user_id: user_id.into(),
-        issued_at: expires_at - TimeDelta::days(1),
-        expires_at,
-        used_at: None,
-        replaced_by: None,
-    }
+fn token<'a>(jti: &'a str, session_id: &'a str, user_id: &'a str, expires_at: NaiveDateTime) -> NewRefreshToken<'a> {
+    NewRefreshToken { jti, session_id, user_id, issued_at: expires_at - TimeDelta::days(1), expires_at }
 }
 
 fn throttle_row(conn: &mut DbConnection, key: &str, updated_at: NaiveDateTime, locked_until: Option<NaiveDateTime>) {
