@@ -9,7 +9,8 @@
 # Prints each phase's rate, latency and the signet CPU it took per request (utime + stime
 # from /proc, so the load generator's CPU on the same cores is not counted); for /me and the
 # wrk refresh, signet's context switches per request; for the wrk refresh, each signet
-# thread's share of a core; and the peak RSS.
+# thread's share of a core and the bytes written per refresh (SQLite: signet's file writes;
+# PostgreSQL: the WAL); and the peak RSS.
 # Env: PREFILL (100000), CLIENTS (32), SECS (10, refresh_load), WRK_SECS (5), PORT (18500),
 # SIGNET_TEST_POSTGRES_URL (PostgreSQL server; the database signet_bench_hot is recreated),
 # PERF_OUT (perf record of signet during the wrk refresh, to this file; PERF_ALL=1: every process),
@@ -74,6 +75,15 @@ pg_ticks() {
     else echo 0; fi
 }
 hz=$(getconf CLK_TCK)
+# What a refresh writes: on SQLite the bytes signet hands the file system (WAL frames and
+# checkpoints: /proc write_bytes), on PostgreSQL the WAL the database generates.
+if [ "$backend" = postgres ]; then
+    write_what="PostgreSQL WAL"
+    bytes_written() { psql "$db" -Atc "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"; }
+else
+    write_what="signet's file writes"
+    bytes_written() { awk '/^write_bytes/ {print $2}' "/proc/$pid/io"; }
+fi
 pg_before=0
 # per_request <ticks before> <requests>: signet CPU ms per request since <ticks before> (and,
 # on PostgreSQL, the database's since the last call).
@@ -124,7 +134,7 @@ echo "  the generator's own CPU per refresh: $(awk -v n="${done_refreshes:-1}" '
 # 2 threads x 32 connections = 32 chains, plus the one wrk takes to check the script.
 for i in $(seq 1 33); do login "wrk$i" | field refresh_token; done >"$work/tokens"
 before=$(cpu_ticks); pg_before=$(pg_ticks); thread_ticks "$pid" >"$work/threads-before"
-switches=$(context_switches "$pid")
+switches=$(context_switches "$pid"); written=$(bytes_written)
 # PERF_OUT=file: perf records signet during this phase (perf report -i file --no-children).
 perf_pid=
 if [ -n "${PERF_OUT:-}" ]; then
@@ -139,6 +149,8 @@ SIGNET_WRK_TOKENS="$work/tokens" SIGNET_WRK_THREADS=2 \
 echo "refresh (wrk -t2 -c32 -d${wrk_secs}s -s benches/wrk/refresh.lua): cpu/req $(per_request "$before" "$(wrk_requests "$work/wrk-refresh")") ms"
 wrk_line "$work/wrk-refresh"
 echo "  signet context switches per request: $(switches_per_request "$switches" "$(context_switches "$pid")" "$(wrk_requests "$work/wrk-refresh")")"
+echo "  $(awk -v a="$written" -v b="$(bytes_written)" -v n="$(wrk_requests "$work/wrk-refresh")" -v what="$write_what" \
+    'BEGIN { printf "%s per refresh: %.0f bytes", what, (b - a) / n }')"
 thread_ticks "$pid" >"$work/threads-after"
 echo "  signet threads during it (a thread near 100% is the bottleneck):"
 thread_share "$work/threads-before" "$work/threads-after" "$wrk_secs"

@@ -283,7 +283,7 @@ pub fn one_call_request(settings: &TokenSettings, claims: &RefreshClaims, now: N
         user_id: claims.sub.clone(),
         session_id: claims.sid.clone(),
         jti: claims.jti.clone(),
-        successor: Uuid::new_v4().to_string(),
+        successor: crate::tokens::new_refresh_jti(),
         successor_expires_at: unix_to_db(now_unix + settings.refresh_ttl_secs),
         now,
     }
