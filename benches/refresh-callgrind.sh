@@ -10,6 +10,8 @@
 # most a refresh can cost; kernel time (writes, fsync) is not counted.
 #   cargo build --release --bin signet
 #   benches/refresh-callgrind.sh            # REFRESHES=1000, SIGNET_BIN=target/release/signet
+# KEEP_OUT=file keeps the callgrind output of the run with refreshes (and file.0, the one
+# without) for callgrind_annotate; use a --profile profiling build for symbols.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 refreshes=${REFRESHES:-1000} backend=${BACKEND:-sqlite}
