@@ -77,7 +77,8 @@ impl RefreshSpec {
 }
 
 /// A refresh token's `jti`, its primary key in `refresh_tokens`: a UUIDv7
-/// (RFC 9562; the time in milliseconds, then 74 random bits), so new tokens
+/// (RFC 9562: the time in milliseconds, then a randomly seeded counter and
+/// random bits; uuid keeps one process's ids in creation order), so new tokens
 /// land at the right edge of the key's index instead of on a random page of
 /// it: fewer pages written per commit (SQLite's WAL, PostgreSQL's full-page
 /// images after a checkpoint). The time it shows is the token's `iat` anyway.
