@@ -19,7 +19,9 @@ bin=${SIGNET_BIN:-target/release/signet}
 port=18795
 work=$(mktemp -d)
 pid=
-trap '[ -n "$pid" ] && kill $pid 2>/dev/null; [ -n "${KEEP_OUT:-}" ] && cp "$work/run-$refreshes/out" "$KEEP_OUT"; cp "$work/run-0/out" "$KEEP_OUT.0"; rm -rf $work' EXIT
+trap '[ -n "$pid" ] && kill $pid 2>/dev/null
+      [ -n "${KEEP_OUT:-}" ] && { cp "$work/run-$refreshes/out" "$KEEP_OUT"; cp "$work/run-0/out" "$KEEP_OUT.0"; }
+      rm -rf $work' EXIT
 export PGSSLMODE=disable
 . benches/lib.sh
 
