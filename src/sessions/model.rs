@@ -25,7 +25,8 @@ pub struct Session {
     pub revoked_reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+/// A refresh token as stored (inserted as [`NewRefreshToken`]).
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = refresh_tokens)]
 pub struct RefreshToken {
     pub jti: String,
