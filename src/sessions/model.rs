@@ -45,15 +45,17 @@ pub fn insert_session(conn: &mut DbConnection, session: &Session) -> QueryResult
 /// Records a new (unused) refresh token; runs on every login and refresh.
 /// The columns it leaves out (`used_at`, `replaced_by`) are NULL.
 pub fn insert_refresh_token(conn: &mut DbConnection, token: &NewRefreshToken<'_>) -> QueryResult<()> {
-    // The backend's own connection, and a fixed column list: diesel then keeps
-    // the INSERT prepared and does not rebuild its text (`on_backend`).
-    crate::on_backend!(conn, |inner| diesel::insert_into(refresh_tokens::table).values(token).execute(inner))
-        .map(|_| ())
+    // The backend's own connection (`on_backend`) and a statement with a
+    // static query id: diesel finds it prepared by its type, without writing
+    // its SQL text out again for the cache key (see `NewRefreshToken`).
+    crate::on_backend!(conn, |inner| token.execute(inner)).map(|_| ())
 }
 
-/// A refresh token as it is issued.
-#[derive(Debug, Insertable)]
-#[diesel(table_name = refresh_tokens)]
+/// A refresh token as it is issued, and the `INSERT` that stores it. Written
+/// out by hand: diesel's `insert_into(..).values(..)` has no static query id
+/// (each value may be `DEFAULT`), so every run rebuilt the SQL text to look
+/// the prepared statement up (BENCHMARKS.md, issue 16, session 10).
+#[derive(Debug, Clone, Copy)]
 pub struct NewRefreshToken<'a> {
     pub jti: &'a str,
     pub session_id: &'a str,
@@ -61,6 +63,38 @@ pub struct NewRefreshToken<'a> {
     pub issued_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
 }
+
+impl diesel::query_builder::QueryId for NewRefreshToken<'_> {
+    type QueryId = NewRefreshToken<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<DB> diesel::query_builder::QueryFragment<DB> for NewRefreshToken<'_>
+where
+    DB: diesel::backend::Backend,
+    DB: diesel::sql_types::HasSqlType<diesel::sql_types::Text>
+        + diesel::sql_types::HasSqlType<diesel::sql_types::Timestamp>,
+    str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+    NaiveDateTime: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: diesel::query_builder::AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        use diesel::sql_types::{Text, Timestamp};
+        out.push_sql("INSERT INTO refresh_tokens (jti, session_id, user_id, issued_at, expires_at) VALUES (");
+        out.push_bind_param::<Text, str>(self.jti)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, str>(self.session_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, str>(self.user_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Timestamp, _>(&self.issued_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Timestamp, _>(&self.expires_at)?;
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+impl<Conn> RunQueryDsl<Conn> for NewRefreshToken<'_> {}
 
 pub fn find_session(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Session>> {
     sessions::table.find(id).select(Session::as_select()).get_result(conn).optional()
