@@ -12,6 +12,8 @@
 #   benches/refresh-callgrind.sh            # REFRESHES=1000, SIGNET_BIN=target/release/signet
 # KEEP_OUT=file keeps the callgrind output of the run with refreshes (and file.0, the one
 # without) for callgrind_annotate; use a --profile profiling build for symbols.
+# EXTRA_ENV: more VAR=value settings for the server, space separated (e.g.
+# SIGNET__TOKENS__ALGORITHM=EdDSA).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 refreshes=${REFRESHES:-1000} backend=${BACKEND:-sqlite}
@@ -32,7 +34,7 @@ run() { # refreshes -> Ir
     db="$(fresh_database "$backend" signet_bench_cg "$dir")"
     local env=(SIGNET__SERVER__BIND=127.0.0.1:$port SIGNET__DATABASE__URL="$db"
         SIGNET__KEYS__MASTER_KEY_FILE="$dir/master.key" SIGNET__PASSWORDS__BCRYPT_COST=4
-        SIGNET__THROTTLE__ENABLED=false RUST_LOG=warn)
+        SIGNET__THROTTLE__ENABLED=false RUST_LOG=warn ${EXTRA_ENV:-})
     env "${env[@]}" "$bin" migrate >/dev/null
     env "${env[@]}" valgrind --tool=callgrind --callgrind-out-file="$dir/out" "$bin" serve >"$dir/log" 2>&1 &
     pid=$!
