@@ -64,7 +64,7 @@ fn main() -> anyhow::Result<()> {
                 revoked_at: None,
                 revoked_reason: None,
             };
-            let jti = uuid::Uuid::new_v4().to_string();
+            let jti = signet::tokens::new_refresh_jti();
             let token = NewRefreshToken {
                 jti: &jti,
                 session_id: &session.id,
